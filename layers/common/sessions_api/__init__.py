@@ -1,0 +1,1 @@
+"""Shared code of the Sessions API: settings, identity, errors, models, logic and data access."""

@@ -1,0 +1,97 @@
+"""Every key of the single table is built here (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import zlib
+
+SESSION_SK = "#SESSION"
+COUNTERS_SK = "COUNTERS"
+# `~` sorts after every timestamp, so newest-first listing meets the counters item first.
+COUNTERS_GSI1SK = "~COUNTERS"
+DECK_SK = "DECK"
+RESULTS_SK = "RESULTS"
+MESSAGE_PREFIX = "MSG#"
+EXPORT_PREFIX = "EXPORT#"
+SHARE_PREFIX = "SHARE#"
+COMMENT_PREFIX = "COMMENT#"
+EVENT_PREFIX = "EVENT#"
+
+
+def session_pk(session_id: str) -> str:
+    return f"SESSION#{session_id}"
+
+
+def session_key(session_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": SESSION_SK}
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def counters_key(user_id: str) -> dict[str, str]:
+    return {"PK": user_pk(user_id), "SK": COUNTERS_SK}
+
+
+def owner_gsi1pk(user_id: str) -> str:
+    return f"OWNER#{user_id}"
+
+
+def activity_sk(last_activity_at: str, session_id: str) -> str:
+    return f"{last_activity_at}#{session_id}"
+
+
+def active_gsi2pk(user_id: str) -> str:
+    return f"ACTIVE#{user_id}"
+
+
+def shared_gsi2pk(recipient: str) -> str:
+    return f"SHARED#{recipient}"
+
+
+def due_shard(session_id: str, shards: int) -> int:
+    return zlib.crc32(session_id.encode()) % shards
+
+
+def due_gsi3pk(shard: int) -> str:
+    return f"DUE#{shard}"
+
+
+def due_gsi3sk(due_at: str, session_id: str) -> str:
+    return f"{due_at}#{session_id}"
+
+
+def message_key(session_id: str, message_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": MESSAGE_PREFIX + message_id}
+
+
+def export_key(session_id: str, export_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": EXPORT_PREFIX + export_id}
+
+
+def deck_key(session_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": DECK_SK}
+
+
+def results_key(session_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": RESULTS_SK}
+
+
+def share_sk(recipient_kind: str, recipient: str) -> str:
+    return f"{SHARE_PREFIX}{recipient_kind.upper()}#{recipient}"
+
+
+def share_key(session_id: str, recipient_kind: str, recipient: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": share_sk(recipient_kind, recipient)}
+
+
+def comment_key(session_id: str, comment_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": COMMENT_PREFIX + comment_id}
+
+
+def event_key(session_id: str, event_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": EVENT_PREFIX + event_id}
+
+
+def s3_session_prefix(owner: str, session_id: str) -> str:
+    return f"sessions/{owner}/{session_id}/"

@@ -1,0 +1,231 @@
+"""Sessions and the per-user counters that keep `total`, `summary` and the quota exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sessions_api.dal import keys, table
+from sessions_api.dal.expressions import Expr
+from sessions_api.identity import Caller
+from sessions_api.models.entities import OPEN_STATUSES, Status, storable
+
+GSI1_KEY_ATTRS = ("PK", "SK", "GSI1PK", "GSI1SK")
+GSI2_KEY_ATTRS = ("PK", "SK", "GSI2PK", "GSI2SK")
+
+
+class QuotaExceeded(Exception):
+    pass
+
+
+class WriteRefused(Exception):
+    """A conditional write on a session failed; `current` is the session as it was (None if absent)."""
+
+    def __init__(self, current: dict[str, Any] | None) -> None:
+        super().__init__("conditional write refused")
+        self.current = current
+
+
+def status_counter(status: str) -> str:
+    return f"s_{status}"
+
+
+def status_deltas(old: str | None, new: str | None) -> dict[str, int]:
+    """Counter changes when a session moves from `old` to `new` status (None: not counted)."""
+    deltas: dict[str, int] = {}
+    if old is not None:
+        deltas[status_counter(old)] = -1
+        deltas["total"] = -1
+        deltas["open_count"] = -1 if Status(old) in OPEN_STATUSES else 0
+    if new is not None:
+        deltas[status_counter(new)] = deltas.get(status_counter(new), 0) + 1
+        deltas["total"] = deltas.get("total", 0) + 1
+        deltas["open_count"] = deltas.get("open_count", 0) + (1 if Status(new) in OPEN_STATUSES else 0)
+    return {name: delta for name, delta in deltas.items() if delta}
+
+
+def counters_update(user_id: str, deltas: dict[str, int], *, quota: int | None = None) -> dict[str, Any]:
+    """A transaction operation adjusting a user's counters (created on first use)."""
+    expr = Expr()
+    expr.set("type", "counters").set("GSI1PK", keys.owner_gsi1pk(user_id)).set("GSI1SK", keys.COUNTERS_GSI1SK)
+    for name, delta in sorted(deltas.items()):
+        expr.add(name, delta)
+    if quota is not None:
+        open_count = expr.name("open_count")
+        expr.when(f"attribute_not_exists({open_count}) OR {open_count} < {expr.value(quota)}")
+    return {"Update": {"Key": keys.counters_key(user_id), **expr.params()}}
+
+
+def put(item: dict[str, Any], *, unique: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"Item": storable(item)}
+    if unique:
+        body["ConditionExpression"] = "attribute_not_exists(PK)"
+    return {"Put": body}
+
+
+def visible(item: dict[str, Any] | None, now_epoch: float) -> dict[str, Any] | None:
+    """A session as reads see it: tombstoned or past-TTL sessions are gone."""
+    if item is None or item.get("deleted_at") or table.is_expired_by_ttl(item, now_epoch):
+        return None
+    return item
+
+
+def owner_condition(expr: Expr, owner: str) -> Expr:
+    return expr.when(
+        f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')}) "
+        f"AND {expr.name('created_by')} = {expr.value(owner)}"
+    )
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_key: dict[str, Any] | None
+    counters: dict[str, Any] | None = None
+
+
+class SessionsRepo:
+    def create(self, session: dict[str, Any], *, quota: int, extra_items: list[dict[str, Any]]) -> None:
+        """The session, its owner's counters (guarding the quota) and its first items, atomically."""
+        operations = [
+            put(session, unique=True),
+            counters_update(session["created_by"], status_deltas(None, session["status"]), quota=quota),
+            *(put(item) for item in extra_items),
+        ]
+        try:
+            table.transact(operations)
+        except table.TransactionCancelled as cancelled:
+            if cancelled.failed(1):
+                raise QuotaExceeded from cancelled
+            raise
+
+    def get_with_shares(self, session_id: str, caller: Caller) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The session and the caller's shares of it, in one strongly consistent request."""
+        wanted = [keys.session_key(session_id), keys.share_key(session_id, "user", caller.user_id)]
+        if caller.email:
+            wanted.append(keys.share_key(session_id, "email", caller.email))
+        found = table.batch_get(wanted)
+        session = next((item for item in found if item["SK"] == keys.SESSION_SK), None)
+        shares = [item for item in found if item["SK"].startswith(keys.SHARE_PREFIX)]
+        return session, shares
+
+    def counters(self, user_id: str) -> dict[str, Any] | None:
+        return table.get(keys.counters_key(user_id))
+
+    def list_owned(self, user_id: str, *, limit: int, start_key: dict[str, Any] | None, filters: Expr | None) -> Page:
+        """One page of the owner's sessions, newest activity first, reading at most the page asked for.
+
+        The first page also meets the counters item (it sorts first), so it costs one query.
+        """
+        expr = filters or Expr()
+        key_condition = f"{expr.name('GSI1PK')} = {expr.value(keys.owner_gsi1pk(user_id))}"
+        first_page = start_key is None
+        lookahead = limit + 1 + (1 if first_page else 0)
+        condition = expr.condition_expression()
+        if condition:  # filters must not drop the counters item that page 1 carries
+            condition = f"{condition if ' OR ' not in condition else f'({condition})'} OR {expr.name('SK')} = {expr.value(keys.COUNTERS_SK)}"
+        params = expr.params(update=False)
+        params.pop("ConditionExpression", None)
+        if condition:
+            params["FilterExpression"] = condition
+        request: dict[str, Any] = {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": key_condition,
+            "ScanIndexForward": False,
+            "Limit": lookahead,
+            **params,
+        }
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        response = table.query(**request)
+        counters = next((item for item in response["Items"] if item["SK"] == keys.COUNTERS_SK), None)
+        sessions = [item for item in response["Items"] if item["SK"] == keys.SESSION_SK]
+        if len(sessions) > limit:
+            sessions = sessions[:limit]
+            next_key: dict[str, Any] | None = {name: sessions[-1][name] for name in GSI1_KEY_ATTRS}
+        else:
+            next_key = response.get("LastEvaluatedKey")
+        return Page(items=sessions, next_key=next_key, counters=counters)
+
+    def latest_active(self, user_id: str) -> dict[str, Any] | None:
+        response = table.query(
+            IndexName="GSI2",
+            KeyConditionExpression="GSI2PK = :pk",
+            ExpressionAttributeValues={":pk": keys.active_gsi2pk(user_id)},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        return response["Items"][0] if response["Items"] else None
+
+    def update(
+        self,
+        session_id: str,
+        expr: Expr,
+        *,
+        extra_items: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        share_check: dict[str, Any] | None = None,
+    ) -> None:
+        """Apply `expr` (SET/ADD/REMOVE plus its conditions) to the session, with its history items.
+
+        `share_check` is a ConditionCheck that a non-owner's share still grants the access it was
+        authorized with, in the same transaction, so a revocation can never race the write.
+        """
+        operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(session_id), **expr.params()}}]
+        operations += [put(item) for item in extra_items]
+        if share_check is not None:
+            operations.append(share_check)
+        try:
+            table.transact(operations)
+        except table.TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                raise WriteRefused(cancelled.reasons[0].item) from cancelled
+            raise WriteRefused(None) from cancelled  # the share was revoked or expired meanwhile
+
+    def tombstone(
+        self,
+        session_id: str,
+        owner: str,
+        *,
+        status: str,
+        version: int | None,
+        now_iso: str,
+        due_pk: str,
+        due_sk: int,
+        purge_ttl: int,
+    ) -> dict[str, Any]:
+        """The operation that hides a session from every read and queues its purge.
+
+        Conditioned on the status (and version) it is believed to have, so the counters it is paired
+        with are exact; a refusal carries the real item.
+        """
+        expr = owner_condition(Expr(), owner)
+        expr.when(f"{expr.name('status')} = {expr.value(status)}")
+        if version is not None:
+            expr.when(f"{expr.name('version')} = {expr.value(version)}")
+        expr.set("deleted_at", now_iso).set("updated_at", now_iso).set("GSI3PK", due_pk).set("GSI3SK", due_sk)
+        expr.set("ttl", purge_ttl).add("version", 1)
+        expr.remove("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+        return {"Update": {"Key": keys.session_key(session_id), **expr.params()}}
+
+    def delete_sessions(self, owner: str, operations: list[dict[str, Any]], deltas: dict[str, int]) -> None:
+        """Tombstones and the owner's counters in one transaction; a refusal names the first refused session."""
+        try:
+            table.transact([*operations, counters_update(owner, deltas)])
+        except table.TransactionCancelled as cancelled:
+            refused = next(
+                (reason.item for reason in cancelled.reasons if reason.code == "ConditionalCheckFailed"), None
+            )
+            raise WriteRefused(refused) from cancelled
+
+    @staticmethod
+    def share_check(share: dict[str, Any], permissions: list[str], now_iso: str) -> dict[str, Any]:
+        """A transaction operation: the share still exists, still grants one of `permissions`, is not expired."""
+        expr = Expr()
+        allowed = ", ".join(expr.value(permission) for permission in permissions)
+        expires_at = expr.name("expires_at")
+        expr.when(f"attribute_exists(PK) AND {expr.name('permission')} IN ({allowed})")
+        expr.when(f"attribute_not_exists({expires_at}) OR {expires_at} > {expr.value(now_iso)}")
+        return {"ConditionCheck": {"Key": {"PK": share["PK"], "SK": share["SK"]}, **expr.params(update=False)}}
+
+    def get_many(self, session_ids: list[str]) -> list[dict[str, Any]]:
+        return table.batch_get([keys.session_key(session_id) for session_id in session_ids])

@@ -1,0 +1,91 @@
+"""Thin helpers over the table: transactions with readable cancellation reasons, pagination keys."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from sessions_api.dal import clients
+from sessions_api.settings import get_settings
+
+_deserializer = TypeDeserializer()
+
+
+def table_name() -> str:
+    return get_settings().table_name
+
+
+def from_wire(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item in DynamoDB's wire format (as error responses carry it) as plain Python values."""
+    if not item:
+        return None
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    item: dict[str, Any] | None
+
+
+class TransactionCancelled(Exception):
+    """A transaction refused by a condition; `reasons[i]` is the outcome of operation i."""
+
+    def __init__(self, reasons: list[Reason]) -> None:
+        super().__init__(", ".join(reason.code for reason in reasons))
+        self.reasons = reasons
+
+    def failed(self, index: int) -> bool:
+        return self.reasons[index].code == "ConditionalCheckFailed"
+
+
+def transact(operations: list[dict[str, Any]]) -> None:
+    """Run one TransactWriteItems; each operation is `{"Put"|"Update"|"Delete"|"ConditionCheck": {...}}`."""
+    items = []
+    for operation in operations:
+        ((kind, body),) = operation.items()
+        items.append({kind: {"TableName": table_name(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **body}})
+    try:
+        clients.dynamodb().transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if clients.error_code(exc) != "TransactionCanceledException":
+            raise
+        raw = exc.response.get("CancellationReasons") or []
+        reasons = [Reason(code=reason.get("Code", "None"), item=from_wire(reason.get("Item"))) for reason in raw]
+        if not any(reason.code == "ConditionalCheckFailed" for reason in reasons):
+            raise  # throttling or a conflicting transaction: the HTTP edge answers 503
+        raise TransactionCancelled(reasons) from exc
+
+
+def get(key: dict[str, str]) -> dict[str, Any] | None:
+    response = clients.dynamodb().get_item(TableName=table_name(), Key=key, ConsistentRead=True)
+    return response.get("Item")
+
+
+def batch_get(keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Strongly consistent BatchGetItem (≤ 100 keys), retrying what DynamoDB leaves unprocessed."""
+    found: list[dict[str, Any]] = []
+    request = {table_name(): {"Keys": keys, "ConsistentRead": True}}
+    for attempt in range(5):
+        response = clients.dynamodb().batch_get_item(RequestItems=request)
+        found.extend(response.get("Responses", {}).get(table_name(), []))
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(0.05 * 2**attempt)
+    raise clients.RetryableError("DynamoDB left keys unprocessed")
+
+
+def query(**kwargs: Any) -> dict[str, Any]:
+    return clients.dynamodb().query(TableName=table_name(), **kwargs)
+
+
+def is_expired_by_ttl(item: dict[str, Any], now_epoch: float) -> bool:
+    """TTL deletion lags by up to days: an item past its TTL is gone for every read."""
+    ttl = item.get("ttl")
+    return isinstance(ttl, int | Decimal) and ttl <= now_epoch

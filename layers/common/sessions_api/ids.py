@@ -1,0 +1,42 @@
+"""Identifiers: random session ids and time-sortable prefixed ULIDs for everything else."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SESSION_ID_PATTERN = r"^session_[0-9a-f]{16}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_lock = threading.Lock()
+_last: tuple[int, int] = (0, 0)
+
+
+def new_session_id() -> str:
+    return "session_" + secrets.token_hex(8)
+
+
+def is_session_id(value: str) -> bool:
+    return bool(_SESSION_ID.match(value))
+
+
+def _ulid() -> str:
+    """A ULID, monotonic within a process so ids made in one millisecond keep their order."""
+    global _last
+    with _lock:
+        millis = time.time_ns() // 1_000_000
+        last_millis, last_random = _last
+        if millis <= last_millis:
+            millis, randomness = last_millis, last_random + 1
+        else:
+            randomness = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+        _last = (millis, randomness)
+    value = (millis << 80) | randomness
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{_ulid()}"

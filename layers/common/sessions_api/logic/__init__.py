@@ -1,0 +1,1 @@
+"""Use cases: plain Python that receives repositories and returns plain data."""

@@ -1,0 +1,321 @@
+"""Session use cases: create, list, continue, get, update, delete, cleanup."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sessions_api import errors, ids, timeutil
+from sessions_api.cursor import CursorCodec
+from sessions_api.dal import keys
+from sessions_api.dal.expressions import Expr
+from sessions_api.dal.messages_repo import MessagesRepo
+from sessions_api.dal.sessions_repo import (
+    QuotaExceeded,
+    SessionsRepo,
+    WriteRefused,
+    owner_condition,
+    status_counter,
+    status_deltas,
+    visible,
+)
+from sessions_api.identity import Caller
+from sessions_api.logic import access, activity, history, messages
+from sessions_api.models.api import CreateSessionIn, UpdateSessionIn
+from sessions_api.models.entities import SessionType, Status, plain, session_out
+from sessions_api.settings import Settings
+
+MESSAGES_EMBED_LIMIT = 100
+MAX_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    limit: int = 50
+    cursor: str | None = None
+    search: str | None = None
+    status: Status | None = None
+    session_type: SessionType | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    offset: int | None = None
+    page: int | None = None
+
+    def scope(self) -> str:
+        """What a cursor is bound to: the listing with these filters (the page size may change)."""
+        filters = [self.search, self.status, self.session_type, self.date_from, self.date_to]
+        digest = hashlib.sha256(json.dumps([str(value) for value in filters]).encode()).hexdigest()[:16]
+        return f"sessions:{digest}"
+
+
+@dataclass
+class Sessions:
+    settings: Settings
+    repo: SessionsRepo = field(default_factory=SessionsRepo)
+    messages_repo: MessagesRepo = field(default_factory=MessagesRepo)
+
+    @property
+    def cursors(self) -> CursorCodec:
+        return CursorCodec(self.settings.cursor_secret.get_secret_value().encode())
+
+    def _due_pk(self, session_id: str) -> str:
+        return keys.due_gsi3pk(keys.due_shard(session_id, self.settings.due_shards))
+
+    # -- create ---------------------------------------------------------------------------------
+    def create(self, caller: Caller, body: CreateSessionIn) -> dict[str, Any]:
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        session_id = ids.new_session_id()
+        idle_minutes = body.idle_timeout_minutes or self.settings.idle_timeout_minutes
+        first_messages = []
+        if body.prompt is not None:
+            first_messages.append(
+                messages.message_item(session_id, role="user", content=body.prompt, at=at, agent_name=body.agent_name)
+            )
+        session: dict[str, Any] = {
+            **keys.session_key(session_id),
+            "type": "session",
+            "session_id": session_id,
+            "title": body.title,
+            "title_lower": body.title.lower(),
+            "session_type": str(body.session_type),
+            "status": str(Status.ACTIVE),
+            "agent_name": body.agent_name,
+            "model_id": body.model_id,
+            "metadata": body.metadata,
+            "preferences": body.preferences,
+            "budget": body.budget.model_dump(exclude_none=True) if body.budget else {},
+            "created_by": caller.user_id,
+            "created_at": at,
+            "updated_at": at,
+            "last_activity_at": at,
+            "idle_seconds": idle_minutes * 60,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0,
+            "version": 1,
+            "GSI1PK": keys.owner_gsi1pk(caller.user_id),
+            "GSI1SK": keys.activity_sk(at, session_id),
+            "GSI2PK": keys.active_gsi2pk(caller.user_id),
+            "GSI2SK": keys.activity_sk(at, session_id),
+            "GSI3PK": self._due_pk(session_id),
+            "GSI3SK": timeutil.epoch_seconds(moment) + idle_minutes * 60,
+            **messages.initial_counters(first_messages),
+        }
+        session = {name: value for name, value in session.items() if value is not None}
+        created = history.event_item(session_id, "created", caller.user_id, at, title=body.title)
+        try:
+            self.repo.create(session, quota=self.settings.max_active_sessions, extra_items=[created, *first_messages])
+        except QuotaExceeded as exc:
+            raise errors.SessionQuotaExceeded(
+                f"You have {self.settings.max_active_sessions} open sessions, the most allowed; "
+                "end, cancel or delete one first"
+            ) from exc
+        return session_out(session).model_dump(mode="json")
+
+    # -- read -----------------------------------------------------------------------------------
+    def load(self, caller: Caller, session_id: str, action: access.Action) -> access.Access:
+        """The session if the caller may do `action` on it (404 when no access, 403 when too little)."""
+        if not ids.is_session_id(session_id):
+            raise errors.SessionNotFound(session_id)
+        session, shares = self.repo.get_with_shares(session_id, caller)
+        session = visible(session, timeutil.now().timestamp())
+        return access.resolve(session_id, session, shares, caller, action, timeutil.now_iso())
+
+    def get(self, caller: Caller, session_id: str, *, include_messages: bool) -> dict[str, Any]:
+        session = self.load(caller, session_id, access.Action.READ).session
+        data = session_out(session).model_dump(mode="json")
+        if include_messages:
+            page = self.messages_repo.page(session_id, limit=MESSAGES_EMBED_LIMIT, ascending=True, start_key=None)
+            data["messages"] = [messages.message_out(item) for item in page.items]
+            data["messages_next_cursor"] = (
+                self.cursors.encode(page.next_key, user=caller.user_id, scope=f"messages:{session_id}:asc")
+                if page.next_key
+                else None
+            )
+        return data
+
+    def continue_latest(self, caller: Caller) -> dict[str, Any]:
+        item = self.repo.latest_active(caller.user_id)
+        if item is None:
+            raise errors.NoSessionFound()
+        return session_out(item).model_dump(mode="json")
+
+    def list(self, caller: Caller, query: ListQuery) -> dict[str, Any]:
+        if query.date_from and query.date_to and query.date_from > query.date_to:
+            raise errors.validation_error("query.date_from", "date_from must not be after date_to")
+        if query.cursor and (query.offset or query.page):
+            raise errors.validation_error("query.cursor", "use either cursor or offset/page, not both")
+        start_key = None
+        if query.cursor:
+            start_key = self.cursors.decode(query.cursor, user=caller.user_id, scope=query.scope())
+            if start_key.get("GSI1PK") != keys.owner_gsi1pk(caller.user_id):
+                raise errors.BadRequest("The cursor does not belong to this listing")
+        skip = query.offset if query.offset is not None else (query.page - 1) * query.limit if query.page else 0
+        if skip > MAX_OFFSET:
+            raise errors.validation_error("query.offset", f"offset is at most {MAX_OFFSET}; use cursor to go further")
+        page = self.repo.list_owned(
+            caller.user_id, limit=skip + query.limit, start_key=start_key, filters=self._filters(query)
+        )
+        items = page.items[skip:]
+        counters = plain((page.counters if start_key is None else self.repo.counters(caller.user_id)) or {})
+        return {
+            "sessions": [session_out(item).model_dump(mode="json") for item in items],
+            "count": len(items),
+            "total": counters.get("total", 0),
+            "next_cursor": (
+                self.cursors.encode(page.next_key, user=caller.user_id, scope=query.scope()) if page.next_key else None
+            ),
+            "has_more": page.next_key is not None,
+            "summary": {str(status): counters.get(status_counter(status), 0) for status in Status},
+        }
+
+    @staticmethod
+    def _filters(query: ListQuery) -> Expr | None:
+        expr = Expr()
+        if query.search:
+            expr.when(f"contains({expr.name('title_lower')}, {expr.value(query.search.lower())})")
+        if query.status:
+            expr.when(f"{expr.name('status')} = {expr.value(str(query.status))}")
+        if query.session_type:
+            expr.when(f"{expr.name('session_type')} = {expr.value(str(query.session_type))}")
+        if query.date_from:
+            expr.when(f"{expr.name('created_at')} >= {expr.value(timeutil.iso(query.date_from))}")
+        if query.date_to:
+            expr.when(f"{expr.name('created_at')} <= {expr.value(timeutil.iso(query.date_to))}")
+        return expr if expr.condition_expression() else None
+
+    # -- update ---------------------------------------------------------------------------------
+    def update(self, caller: Caller, session_id: str, body: UpdateSessionIn, *, if_match: int | None) -> dict[str, Any]:
+        """Edit the session: the owner in one transaction, a sharee with `edit` re-checked inside it.
+
+        TransactWriteItems returns no item, so the new state is read back (the second request).
+        """
+        changes = body.changes()
+        if not changes:
+            raise errors.validation_error("body", "send at least one field to change")
+        if not ids.is_session_id(session_id):
+            raise errors.SessionNotFound(session_id)
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        events = []
+        if "title" in changes:
+            events.append(history.event_item(session_id, "renamed", caller.user_id, at, title=changes["title"]))
+
+        def edit(owner: str) -> Expr:
+            expr = owner_condition(Expr(), owner)
+            for name, value in changes.items():
+                if value is None:
+                    expr.remove(name)
+                else:
+                    expr.set(name, value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value)
+            if "title" in changes:
+                expr.set("title_lower", changes["title"].lower())
+            expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
+            if if_match is not None:
+                expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
+            return activity.touch(expr, session_id, moment)
+
+        try:
+            self.repo.update(session_id, edit(caller.user_id), extra_items=events)
+        except WriteRefused as refused:
+            current = visible(refused.current, moment.timestamp())
+            if current is None or current["created_by"] == caller.user_id:
+                raise self._refusal(session_id, current, if_match) from refused
+            # Not the owner: allowed only through a live share that grants the write.
+            granted = self.load(caller, session_id, access.Action.WRITE)
+            assert granted.share is not None
+            share_check = self.repo.share_check(granted.share, access.granting_permissions(access.Action.WRITE), at)
+            try:
+                self.repo.update(session_id, edit(current["created_by"]), extra_items=events, share_check=share_check)
+            except WriteRefused as refused_again:
+                raise self._refusal(
+                    session_id, visible(refused_again.current, moment.timestamp()), if_match
+                ) from refused_again
+        return session_out(self.load(caller, session_id, access.Action.READ).session).model_dump(mode="json")
+
+    @staticmethod
+    def _refusal(session_id: str, current: dict[str, Any] | None, if_match: int | None) -> errors.ApiError:
+        if current is None:
+            return errors.SessionNotFound(session_id)
+        if current["status"] == Status.EXPIRED:
+            return errors.SessionExpired(f"Session {session_id} has expired")
+        version = int(current["version"])
+        if if_match is not None and version != if_match:
+            return errors.PreconditionFailed(
+                f"Session {session_id} is at version {version}, not {if_match}", headers={"ETag": f'"{version}"'}
+            )
+        return errors.Conflict(f"Session {session_id} changed while it was being written; retry")
+
+    # -- delete ---------------------------------------------------------------------------------
+    def delete(self, caller: Caller, session_id: str) -> None:
+        """One request in the common case: the tombstone assumes the session is `active` and learns
+        the real status from the refusal otherwise (the counters must move the right status)."""
+        if not ids.is_session_id(session_id):
+            raise errors.SessionNotFound(session_id)
+        status: str = Status.ACTIVE
+        for _ in range(3):
+            try:
+                self._tombstone([(session_id, status, None)], caller)
+                return
+            except WriteRefused as refused:
+                current = visible(refused.current, timeutil.now().timestamp())
+                if current is None or current["created_by"] != caller.user_id:
+                    self.load(caller, session_id, access.Action.MANAGE)  # 404 or 403, as the policy says
+                    raise errors.SessionNotFound(session_id) from refused
+                status = current["status"]
+        raise errors.Conflict(f"Session {session_id} keeps changing; retry the delete")
+
+    def cleanup(self, caller: Caller, session_ids: list[str]) -> dict[str, Any]:
+        """Delete many of the caller's own sessions: one read to learn their states, one transaction per
+        99 sessions (the last slot is the counters); other users' sessions count as not found."""
+        wanted = list(dict.fromkeys(session_ids))
+        valid = [session_id for session_id in wanted if ids.is_session_id(session_id)]
+        deleted: set[str] = set()
+        for _ in range(3):
+            now_epoch = timeutil.now().timestamp()
+            pending = [session_id for session_id in valid if session_id not in deleted]
+            found = [visible(item, now_epoch) for item in self.repo.get_many(pending)] if pending else []
+            owned = [item for item in found if item is not None and item["created_by"] == caller.user_id]
+            try:
+                for start in range(0, len(owned), 99):
+                    chunk = owned[start : start + 99]
+                    self._tombstone(
+                        [(item["session_id"], item["status"], int(item["version"])) for item in chunk], caller
+                    )
+                    deleted.update(item["session_id"] for item in chunk)
+                break
+            except WriteRefused:
+                continue  # one of them changed meanwhile: read again and retry the rest
+        else:
+            raise errors.Conflict("Sessions kept changing during cleanup; retry")
+        return {
+            "deleted": len(deleted),
+            "session_ids": [session_id for session_id in wanted if session_id in deleted],
+            "not_found": [session_id for session_id in wanted if session_id not in deleted],
+        }
+
+    def _tombstone(self, sessions: list[tuple[str, str, int | None]], caller: Caller) -> None:
+        """Hide the sessions and fix the counters in one transaction; the schedule purges the rest."""
+        moment = timeutil.now()
+        deltas: dict[str, int] = {}
+        operations = []
+        for session_id, status, version in sessions:
+            for name, delta in status_deltas(status, None).items():
+                deltas[name] = deltas.get(name, 0) + delta
+            operations.append(
+                self.repo.tombstone(
+                    session_id,
+                    caller.user_id,
+                    status=status,
+                    version=version,
+                    now_iso=timeutil.iso(moment),
+                    due_pk=self._due_pk(session_id),
+                    due_sk=timeutil.epoch_seconds(moment),
+                    purge_ttl=timeutil.epoch_seconds(timeutil.plus(moment, days=1)),
+                )
+            )
+        self.repo.delete_sessions(caller.user_id, operations, deltas)

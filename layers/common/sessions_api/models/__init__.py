@@ -1,0 +1,1 @@
+"""Pydantic models: `api` for what crosses HTTP, `entities` for what is stored."""

@@ -1,0 +1,75 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from sessions_api.ids import SESSION_ID_PATTERN
+from sessions_api.models.entities import SessionOut, SessionType, Status
+from sessions_api.models.types import Metadata, ModelId, Name, Preferences, StrictModel, Text, Title
+
+SessionId = Annotated[str, Field(pattern=SESSION_ID_PATTERN, examples=["session_0123456789abcdef"])]
+
+
+class BudgetIn(StrictModel):
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class CreateSessionIn(StrictModel):
+    title: Title = "New Chat"
+    session_type: SessionType = SessionType.CHAT
+    agent_name: Name = "chat"
+    model_id: ModelId | None = None
+    prompt: Annotated[Text, Field(min_length=1, max_length=100_000)] | None = Field(
+        default=None, description="Stored as the session's first user message"
+    )
+    metadata: Metadata = Field(default_factory=dict)
+    budget: BudgetIn | None = None
+    preferences: Preferences = Field(default_factory=dict)
+    idle_timeout_minutes: int | None = Field(default=None, ge=1, le=43_200)
+
+
+class UpdateSessionIn(StrictModel):
+    title: Title | None = None
+    agent_name: Name | None = None
+    model_id: ModelId | None = None
+    metadata: Metadata | None = None
+    preferences: Preferences | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> UpdateSessionIn:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None and name in {"title", "agent_name"}:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent; `model_id: null` clears the model."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class CleanupIn(StrictModel):
+    session_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=100)]
+
+
+class CleanupOut(BaseModel):
+    deleted: int
+    session_ids: list[str]
+    not_found: list[str]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    count: int
+    total: int
+    next_cursor: str | None
+    has_more: bool
+    summary: dict[Status, int]
+
+
+class SessionWithMessages(SessionOut):
+    messages: list[dict[str, Any]] | None = None
+    messages_next_cursor: str | None = None

@@ -1,0 +1,1 @@
+"""Docker-free local stand-in for `sam local start-api` / `sam local invoke`, driven by template.yaml."""

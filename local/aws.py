@@ -1,0 +1,79 @@
+"""The local AWS: a moto server on loopback holding the stack's tables and buckets.
+
+A running gateway records where it is in a state file (`.local/stack.json`), so that
+`python -m local.invoke` can run a function against the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.template import REGION, Stack, create_aws_resources
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's conventional fake credentials
+    )
+
+
+@dataclass
+class LocalAws:
+    endpoint: str
+    resources: dict[str, str]  # physical names by logical id
+    _server: ThreadedMotoServer
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def start_local_aws(stack: Stack) -> LocalAws:
+    """A moto server on a free loopback port with the stack's tables and buckets created."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log would drown the gateway's
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        resources = create_aws_resources(stack, aws_client("dynamodb", endpoint), aws_client("s3", endpoint))
+    except BaseException:
+        server.stop()
+        raise
+    return LocalAws(endpoint, resources, server)
+
+
+def default_state_file(stack: Stack) -> Path:
+    return stack.base_dir / ".local" / "stack.json"
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2) + "\n")
+    temporary.replace(path)  # readers never see half a file
+
+
+def read_running_state(path: Path) -> dict[str, Any] | None:
+    """The state a still-running gateway wrote, or None (no file, or its process or moto is gone)."""
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+        address = urlsplit(state["aws_endpoint"])
+        with socket.create_connection((address.hostname, address.port), timeout=1):
+            return state
+    except (OSError, ValueError, KeyError):
+        return None
