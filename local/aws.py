@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import boto3
@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 from local.template import REGION, Stack, create_aws_resources
 
 
-def aws_client(service: str, endpoint: str) -> Any:
+def aws_client(service: Literal["dynamodb", "s3"], endpoint: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,

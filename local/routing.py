@@ -253,8 +253,8 @@ def http_response(result: Any) -> Response:
     """API Gateway's reading of a format 2.0 result; raises ValueError where it would answer 500."""
     if not (isinstance(result, dict) and "statusCode" in result):
         # No statusCode: the whole result is the JSON body of a 200.
-        body = result if isinstance(result, str) else json.dumps(result)
-        return Response(200, [("content-type", "application/json")], body.encode())
+        text = result if isinstance(result, str) else json.dumps(result)
+        return Response(200, [("content-type", "application/json")], text.encode())
 
     status = int(result["statusCode"])
     multi_value = result.get("multiValueHeaders") or {}
@@ -292,31 +292,23 @@ def is_preflight(request: Request) -> bool:
     return request.method == "OPTIONS" and request.header("access-control-request-method") is not None
 
 
-def preflight_response(cors: Cors, request: Request) -> Response:
-    """API Gateway answers preflight requests itself when the API has a CORS configuration."""
-    origin = _allowed_origin(cors, request.header("origin"))
-    if origin is None:
-        return Response(204)
-    headers = [("access-control-allow-origin", origin)]
-    if cors.allow_methods:
-        headers.append(("access-control-allow-methods", ",".join(cors.allow_methods)))
-    if cors.allow_headers:
-        headers.append(("access-control-allow-headers", ",".join(cors.allow_headers)))
-    if cors.allow_credentials:
-        headers.append(("access-control-allow-credentials", "true"))
-    if cors.max_age is not None:
-        headers.append(("access-control-max-age", str(cors.max_age)))
-    return Response(204, headers)
-
-
 def with_cors(cors: Cors, request: Request, response: Response) -> Response:
     """The response with API Gateway's CORS headers in place of any the function set."""
-    headers = [(name, value) for name, value in response.headers if not name.lower().startswith("access-control-")]
+    headers = [
+        (name, value) for name, value in response.headers if not name.lower().startswith("access-control-")
+    ]
     origin = _allowed_origin(cors, request.header("origin"))
     if origin is not None:
         headers.append(("access-control-allow-origin", origin))
-        if cors.expose_headers:
-            headers.append(("access-control-expose-headers", ",".join(cors.expose_headers)))
         if cors.allow_credentials:
             headers.append(("access-control-allow-credentials", "true"))
+        if is_preflight(request):
+            if cors.allow_methods:
+                headers.append(("access-control-allow-methods", ",".join(cors.allow_methods)))
+            if cors.allow_headers:
+                headers.append(("access-control-allow-headers", ",".join(cors.allow_headers)))
+            if cors.max_age is not None:
+                headers.append(("access-control-max-age", str(cors.max_age)))
+        elif cors.expose_headers:
+            headers.append(("access-control-expose-headers", ",".join(cors.expose_headers)))
     return Response(response.status, headers, response.body)

@@ -49,8 +49,14 @@ class WorkerError(Exception):
 
 def lambda_environment(spec: FunctionSpec, aws_endpoint: str) -> dict[str, str]:
     """What a Lambda sandbox of `spec` sees in os.environ, with AWS calls going to `aws_endpoint`."""
+    logging = {}
+    if spec.log_format == "JSON":  # Lambda's advanced logging controls; Powertools' logger follows the level
+        logging["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        if spec.application_log_level:
+            logging["AWS_LAMBDA_LOG_LEVEL"] = spec.application_log_level
     return {
         **spec.environment,
+        **logging,
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
@@ -97,10 +103,15 @@ def _platform_log(request_id: str, message: str) -> None:
 class Worker:
     """One execution environment: a Python process that has imported the handler."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], stdout: IO[str] | None = None) -> None:
+    def __init__(
+        self, spec: FunctionSpec, environment: Mapping[str, str], stdout: IO[str] | None = None
+    ) -> None:
         if not spec.code_dir.is_dir():
             raise WorkerError(
-                {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": f"no code directory {spec.code_dir}"}
+                {
+                    "errorType": "Runtime.InvalidEntrypoint",
+                    "errorMessage": f"no code directory {spec.code_dir}",
+                }
             )
         self.spec = spec
         self.code_stamp = code_stamp(spec)

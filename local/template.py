@@ -65,7 +65,7 @@ def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return loader.construct_mapping(node, deep=True)
 
 
 def _add_short_form(tag: str, key: str) -> None:
@@ -538,6 +538,8 @@ class FunctionSpec:
     timeout: int
     memory_size: int
     environment: Mapping[str, str]
+    log_format: str  # LoggingConfig.LogFormat: "Text" or "JSON"
+    application_log_level: str | None  # LoggingConfig.ApplicationLogLevel
     routes: tuple[RouteSpec, ...]
     schedules: tuple[ScheduleSpec, ...]
 
@@ -722,6 +724,7 @@ def functions(stack: Stack) -> list[FunctionSpec]:
             ).items()
         }
         environment.update({key: stack.overrides[key] for key in environment if key in stack.overrides})
+        logging_config = stack.resolve(properties.get("LoggingConfig")) or {}
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -738,6 +741,8 @@ def functions(stack: Stack) -> list[FunctionSpec]:
                 timeout=int(stack.resolve(properties.get("Timeout", 3))),
                 memory_size=int(stack.resolve(properties.get("MemorySize", 128))),
                 environment=environment,
+                log_format=to_str(logging_config.get("LogFormat", "Text")),
+                application_log_level=logging_config.get("ApplicationLogLevel"),
                 routes=_routes(stack, properties, apis),
                 schedules=_schedules(stack, logical_id, properties.get("Events") or {}),
             )

@@ -73,7 +73,9 @@ def route_for(method: str, path: str) -> tuple[str, template.RouteSpec, dict[str
                 candidates.append((specificity, logical_id, route, match.groupdict()))
     if not candidates:
         default = [
-            (logical_id, route) for logical_id, spec in function_specs().items() for route in spec.routes
+            (logical_id, route)
+            for logical_id, spec in function_specs().items()
+            for route in spec.routes
             if route.path == "$default"
         ]
         if default:
@@ -141,7 +143,13 @@ def base_event() -> dict[str, Any]:
             "apiId": "api1234567",
             "domainName": "api1234567.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "api1234567",
-            "http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            "http": {
+                "method": "GET",
+                "path": "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
             "requestId": "",
             "routeKey": "$default",
             "stage": "$default",

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from tests.conftest import all_items
 from tests.support import Api
 
@@ -195,8 +194,9 @@ def test_idempotency_key_replays_the_first_response(api: Api, table: Any) -> Non
     different = api("POST", BASE, body={"title": "Other"}, headers=headers)
     assert different.status == 409 and different.problem["code"] == "conflict"
     # Another user's identical key is theirs alone
-    assert api("POST", BASE, body={"title": "Once"}, headers=headers, user="bob").body["session_id"] != (
-        first.body["session_id"]
+    assert (
+        api("POST", BASE, body={"title": "Once"}, headers=headers, user="bob").body["session_id"]
+        != (first.body["session_id"])
     )
 
 
@@ -235,14 +235,25 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("over-long title", "POST", {"body": {"title": "x" * 201}}, 422, "validation_error"),
     ("blank title", "POST", {"body": {"title": "   "}}, 422, "validation_error"),
     ("title with newline", "POST", {"body": {"title": "a\r\nSet-Cookie: x"}}, 422, "validation_error"),
-    ("too many metadata keys", "POST", {"body": {"metadata": {f"k{i}": "v" for i in range(17)}}}, 422, "validation_error"),
+    (
+        "too many metadata keys",
+        "POST",
+        {"body": {"metadata": {f"k{i}": "v" for i in range(17)}}},
+        422,
+        "validation_error",
+    ),
     ("over-long metadata value", "POST", {"body": {"metadata": {"k": "v" * 513}}}, 422, "validation_error"),
     ("over-long metadata key", "POST", {"body": {"metadata": {"k" * 65: "v"}}}, 422, "validation_error"),
     ("bad session type", "POST", {"body": {"session_type": "poetry"}}, 422, "validation_error"),
     ("lone surrogate", "POST", {"body": '{"title": "\\ud800"}'}, 422, "validation_error"),
     ("body over 1 MiB", "POST", {"body": {"prompt": "x" * (1024 * 1024 + 10)}}, 413, "payload_too_large"),
-    ("wrong content type", "POST", {"body": "title=x", "headers": {"Content-Type": "text/plain"}}, 415,
-     "unsupported_media_type"),
+    (
+        "wrong content type",
+        "POST",
+        {"body": "title=x", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
     ("missing claims", "POST", {"body": {}, "user": None}, 401, "unauthorized"),
     ("unsupported method", "PUT", {"body": {}}, 405, "method_not_allowed"),
 ]

@@ -123,7 +123,8 @@ class SessionsRepo:
         lookahead = limit + 1 + (1 if first_page else 0)
         condition = expr.condition_expression()
         if condition:  # filters must not drop the counters item that page 1 carries
-            condition = f"{condition if ' OR ' not in condition else f'({condition})'} OR {expr.name('SK')} = {expr.value(keys.COUNTERS_SK)}"
+            grouped = f"({condition})" if " OR " in condition else condition
+            condition = f"{grouped} OR {expr.name('SK')} = {expr.value(keys.COUNTERS_SK)}"
         params = expr.params(update=False)
         params.pop("ConditionExpression", None)
         if condition:

@@ -17,13 +17,12 @@ from sessions_api.dal.sessions_repo import (
     QuotaExceeded,
     SessionsRepo,
     WriteRefused,
-    owner_condition,
     status_counter,
     status_deltas,
     visible,
 )
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, history, messages
+from sessions_api.logic import access, activity, guard, history, messages
 from sessions_api.models.api import CreateSessionIn, UpdateSessionIn
 from sessions_api.models.entities import SessionType, Status, plain, session_out
 from sessions_api.settings import Settings
@@ -117,16 +116,8 @@ class Sessions:
         return session_out(session).model_dump(mode="json")
 
     # -- read -----------------------------------------------------------------------------------
-    def load(self, caller: Caller, session_id: str, action: access.Action) -> access.Access:
-        """The session if the caller may do `action` on it (404 when no access, 403 when too little)."""
-        if not ids.is_session_id(session_id):
-            raise errors.SessionNotFound(session_id)
-        session, shares = self.repo.get_with_shares(session_id, caller)
-        session = visible(session, timeutil.now().timestamp())
-        return access.resolve(session_id, session, shares, caller, action, timeutil.now_iso())
-
     def get(self, caller: Caller, session_id: str, *, include_messages: bool) -> dict[str, Any]:
-        session = self.load(caller, session_id, access.Action.READ).session
+        session = guard.load_session(caller, session_id, access.Action.READ, self.repo).session
         data = session_out(session).model_dump(mode="json")
         if include_messages:
             page = self.messages_repo.page(session_id, limit=MESSAGES_EMBED_LIMIT, ascending=True, start_key=None)
@@ -205,8 +196,7 @@ class Sessions:
         if "title" in changes:
             events.append(history.event_item(session_id, "renamed", caller.user_id, at, title=changes["title"]))
 
-        def edit(owner: str) -> Expr:
-            expr = owner_condition(Expr(), owner)
+        def edit(expr: Expr) -> Expr:
             for name, value in changes.items():
                 if value is None:
                     expr.remove(name)
@@ -219,36 +209,32 @@ class Sessions:
                 expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
             return activity.touch(expr, session_id, moment)
 
-        try:
-            self.repo.update(session_id, edit(caller.user_id), extra_items=events)
-        except WriteRefused as refused:
-            current = visible(refused.current, moment.timestamp())
-            if current is None or current["created_by"] == caller.user_id:
-                raise self._refusal(session_id, current, if_match) from refused
-            # Not the owner: allowed only through a live share that grants the write.
-            granted = self.load(caller, session_id, access.Action.WRITE)
-            assert granted.share is not None
-            share_check = self.repo.share_check(granted.share, access.granting_permissions(access.Action.WRITE), at)
-            try:
-                self.repo.update(session_id, edit(current["created_by"]), extra_items=events, share_check=share_check)
-            except WriteRefused as refused_again:
-                raise self._refusal(
-                    session_id, visible(refused_again.current, moment.timestamp()), if_match
-                ) from refused_again
-        return session_out(self.load(caller, session_id, access.Action.READ).session).model_dump(mode="json")
+        guard.write_session(
+            caller,
+            session_id,
+            access.Action.WRITE,
+            edit,
+            extra_items=events,
+            refusal=self._refusal(session_id, if_match),
+            repo=self.repo,
+        )
+        return session_out(guard.load_session(caller, session_id, access.Action.READ, self.repo).session).model_dump(
+            mode="json"
+        )
 
     @staticmethod
-    def _refusal(session_id: str, current: dict[str, Any] | None, if_match: int | None) -> errors.ApiError:
-        if current is None:
-            return errors.SessionNotFound(session_id)
-        if current["status"] == Status.EXPIRED:
-            return errors.SessionExpired(f"Session {session_id} has expired")
-        version = int(current["version"])
-        if if_match is not None and version != if_match:
-            return errors.PreconditionFailed(
-                f"Session {session_id} is at version {version}, not {if_match}", headers={"ETag": f'"{version}"'}
-            )
-        return errors.Conflict(f"Session {session_id} changed while it was being written; retry")
+    def _refusal(session_id: str, if_match: int | None) -> guard.Refusal:
+        default = guard.default_refusal(session_id)
+
+        def refusal(current: dict[str, Any] | None) -> errors.ApiError:
+            if current is not None and if_match is not None and int(current["version"]) != if_match:
+                version = int(current["version"])
+                return errors.PreconditionFailed(
+                    f"Session {session_id} is at version {version}, not {if_match}", headers={"ETag": f'"{version}"'}
+                )
+            return default(current)
+
+        return refusal
 
     # -- delete ---------------------------------------------------------------------------------
     def delete(self, caller: Caller, session_id: str) -> None:
@@ -264,7 +250,9 @@ class Sessions:
             except WriteRefused as refused:
                 current = visible(refused.current, timeutil.now().timestamp())
                 if current is None or current["created_by"] != caller.user_id:
-                    self.load(caller, session_id, access.Action.MANAGE)  # 404 or 403, as the policy says
+                    guard.load_session(
+                        caller, session_id, access.Action.MANAGE, self.repo
+                    )  # 404 or 403, as the policy says
                     raise errors.SessionNotFound(session_id) from refused
                 status = current["status"]
         raise errors.Conflict(f"Session {session_id} keeps changing; retry the delete")

@@ -1,0 +1,5 @@
+"""`python -m local`: the local gateway (`make dev`)."""
+
+from local.gateway import main
+
+main()

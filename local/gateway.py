@@ -1,0 +1,280 @@
+"""`make dev`: the stack of template.yaml served the way API Gateway and Lambda would, without Docker.
+
+    python -m local.gateway [--template template.yaml] [--warm] [--no-schedules]
+
+Environment: PORT (default 3000; 0 picks a free port), DEV_USER_ID (the caller when no X-Dev-User header
+is sent; default dev-user; empty: no caller, so authorized routes answer 401), and any template parameter
+or function environment variable by its name (`IdleTimeoutMinutes=5`, `IDLE_TIMEOUT_MINUTES=2`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+
+from local.aws import default_state_file, start_local_aws, write_state
+from local.routing import (
+    Request,
+    Response,
+    Router,
+    build_event,
+    dev_claims,
+    gateway_response,
+    http_response,
+    is_preflight,
+    new_request_id,
+    stage_path,
+    with_cors,
+)
+from local.runtime import FunctionPool, lambda_environment
+from local.schedule import Job, ScheduleError, Scheduler, parse_schedule, scheduled_event
+from local.template import HttpApiSpec, ScheduleSpec, functions, http_api, load_stack
+
+API_TIMEOUT_SECONDS = 30  # HTTP API gives up on an integration after 30 s
+MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
+MAX_LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous invocation's event, and its result
+
+
+def log(*fields: object) -> None:
+    print(datetime.now().strftime("%H:%M:%S"), *fields, flush=True)
+
+
+class Gateway:
+    """One HTTP API in front of the stack's functions."""
+
+    def __init__(self, api: HttpApiSpec, pools: Mapping[str, FunctionPool], dev_user: str) -> None:
+        self.api = api
+        self.dev_user = dev_user
+        self.router = Router(
+            (route, pool)
+            for pool in pools.values()
+            for route in pool.spec.routes
+            if route.api == api.logical_id
+        )
+
+    def handle(self, request: Request) -> tuple[Response, str | None]:
+        """The response to `request`, and the logical id of the function that answered (if one did)."""
+        request_id = new_request_id()
+        response, function = self._respond(request, request_id)
+        if self.api.cors is not None:
+            response = with_cors(self.api.cors, request, response)
+        response.headers.append(("apigw-requestid", request_id))
+        return response, function
+
+    def _respond(self, request: Request, request_id: str) -> tuple[Response, str | None]:
+        path = stage_path(self.api, request.target.partition("?")[0])
+        match = None if path is None else self.router.match(request.method, path)
+        if match is None:
+            if self.api.cors is not None and is_preflight(request):
+                # A preflight no route takes is answered by API Gateway itself (with_cors adds the rest).
+                return Response(204), None
+            return gateway_response(404, "Not Found"), None
+
+        now = time.time()
+        claims = None
+        if match.route.authorizer is not None:
+            claims = dev_claims(request, self.dev_user, now)
+            if claims is None:
+                return gateway_response(401, "Unauthorized", [("www-authenticate", "Bearer")]), None
+        pool = match.target
+        function = pool.spec.logical_id
+        event = build_event(request, match, self.api, claims, request_id, now)
+        if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD_BYTES:
+            return gateway_response(413, "Request Entity Too Large"), function
+
+        invocation = pool.invoke(event, timeout=min(pool.spec.timeout, API_TIMEOUT_SECONDS))
+        if invocation.error is not None:
+            if (
+                invocation.error["errorType"] == "Sandbox.Timedout"
+                and pool.spec.timeout > API_TIMEOUT_SECONDS
+            ):
+                return gateway_response(503, "Service Unavailable"), function
+            return gateway_response(500, "Internal Server Error"), function
+        if len(json.dumps(invocation.result)) > MAX_LAMBDA_PAYLOAD_BYTES:
+            print(f"{function}: the result is larger than Lambda's 6 MB limit", file=sys.stderr, flush=True)
+            return gateway_response(500, "Internal Server Error"), function
+        try:
+            return http_response(invocation.result), function
+        except (ValueError, TypeError, AttributeError) as error:
+            print(f"{function}: malformed Lambda proxy response: {error!r}", file=sys.stderr, flush=True)
+            return gateway_response(500, "Internal Server Error"), function
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: GatewayServer
+
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True  # the rest of the oversized body is never read
+            response, function = gateway_response(413, "Request Entity Too Large"), None
+        else:
+            request = Request(
+                method=self.command,
+                target=self.path,
+                headers=list(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+                protocol=self.request_version,
+            )
+            response, function = self.server.gateway.handle(request)
+        self._write(response)
+        milliseconds = (time.perf_counter() - started) * 1000
+        log(
+            self.command,
+            self.path.partition("?")[0],
+            response.status,
+            f"{milliseconds:.0f}ms",
+            function or "-",
+        )
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None when it is over API Gateway's limit."""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._read_chunked_body()
+        length = int(self.headers.get("content-length") or 0)
+        return None if length > MAX_BODY_BYTES else self.rfile.read(length)
+
+    def _read_chunked_body(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+            total += size
+            if total > MAX_BODY_BYTES:
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF closing the chunk
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(chunks)
+
+    def _write(self, response: Response) -> None:
+        self.send_response_only(response.status)
+        self.send_header("date", self.date_time_string())
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+class GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+        super().__init__(address, _RequestHandler)
+        self.gateway = gateway
+
+
+def _run_scheduled(pool: FunctionPool, schedule: ScheduleSpec, when: datetime) -> None:
+    started = time.perf_counter()
+    event = json.loads(schedule.input) if schedule.input else scheduled_event(schedule.rule_arn, when)
+    invocation = pool.invoke(event)
+    milliseconds = (time.perf_counter() - started) * 1000
+    outcome = "error" if invocation.failed else "ok"
+    log("SCHEDULE", schedule.expression, outcome, f"{milliseconds:.0f}ms", pool.spec.logical_id)
+
+
+def _schedule_jobs(pools: Mapping[str, FunctionPool]) -> list[Job]:
+    jobs = []
+    for pool in pools.values():
+        for schedule in pool.spec.schedules:
+            name = f"{pool.spec.logical_id}.{schedule.name}"
+            if not schedule.enabled:
+                continue
+            try:
+                parsed = parse_schedule(schedule.expression)
+            except ScheduleError as error:
+                print(f"warning: {name} is not scheduled locally: {error}", file=sys.stderr)
+                continue
+            jobs.append(Job(name, parsed, functools.partial(_run_scheduled, pool, schedule)))
+    return jobs
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.gateway", description="Serve template.yaml locally."
+    )
+    parser.add_argument("--template", type=Path, default=Path("template.yaml"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--state-file", type=Path, help="default: .local/stack.json next to the template")
+    parser.add_argument("--concurrency", type=int, default=4, help="workers per function at most (default 4)")
+    parser.add_argument("--warm", action="store_true", help="start one worker per function right away")
+    parser.add_argument("--no-schedules", action="store_true", help="do not run scheduled functions")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = _arguments(argv)
+    stack = load_stack(arguments.template)
+    api = http_api(stack)
+    specs = functions(stack)
+    state_file = arguments.state_file or default_state_file(stack)
+
+    aws = start_local_aws(stack)
+    pools = {
+        spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws.endpoint), arguments.concurrency)
+        for spec in specs
+    }
+    gateway = Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user"))
+    server = GatewayServer((arguments.host, int(os.environ.get("PORT", "3000"))), gateway)
+    scheduler = Scheduler([] if arguments.no_schedules else _schedule_jobs(pools))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever() to return, which runs in this (the main) thread.
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    base_url = f"http://{arguments.host}:{server.server_address[1]}"
+    try:
+        for pool in pools.values():
+            for route in pool.spec.routes:
+                print(f"  {route.key:<60} → {pool.spec.logical_id}")
+            for schedule in pool.spec.schedules:
+                state = "" if schedule.enabled else " (disabled)"
+                print(f"  {schedule.expression + state:<60} → {pool.spec.logical_id}")
+        if arguments.warm:
+            for pool in pools.values():
+                threading.Thread(target=pool.warm, daemon=True).start()
+        scheduler.start()
+        write_state(
+            state_file,
+            {
+                "pid": os.getpid(),
+                "gateway_url": base_url,
+                "aws_endpoint": aws.endpoint,
+                "resources": aws.resources,
+            },
+        )
+        print(f"AWS (moto) on {aws.endpoint}: {', '.join(aws.resources.values()) or 'no resources'}")
+        print(f"Gateway on {base_url} (Ctrl-C to stop)", flush=True)
+        server.serve_forever()
+    finally:
+        scheduler.stop()
+        for pool in pools.values():
+            pool.close()
+        server.server_close()
+        aws.stop()
+        state_file.unlink(missing_ok=True)
+        print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()
