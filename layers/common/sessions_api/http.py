@@ -90,6 +90,10 @@ def create_app() -> APIGatewayHttpResolver:
     @app.not_found
     def _no_route(_: Exception) -> Response:
         event = app.current_event
+        if event.http_method == "OPTIONS":
+            # A CORS preflight reaches us through the unauthenticated OPTIONS routes; API Gateway's CORS
+            # configuration supplies the Access-Control-* headers of the answer.
+            return Response(status_code=204)
         allowed = sorted(
             {route.method for route in app._static_routes + app._dynamic_routes if route.rule.match(event.path)}
         )

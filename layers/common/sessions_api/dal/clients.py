@@ -9,9 +9,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
-# Standard retry mode backs off on throttling and 5xx; the timeouts keep a stuck call inside the
-# function's own timeout so the caller gets a 503 rather than a gateway timeout.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+# Standard retry mode backs off on throttling and 5xx; three attempts of at most 1 + 2 s stay inside the
+# functions' 10 s timeout, so a stuck call becomes a 503 the client can retry, not a gateway timeout.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=2)
 
 _UNAVAILABLE_CODES = {
     "ProvisionedThroughputExceededException",
