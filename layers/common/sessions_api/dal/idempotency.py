@@ -39,14 +39,14 @@ class _SessionsTablePersistence(DynamoDBPersistenceLayer):
 
 
 @cache
-def _idempotent_execute() -> Callable[..., dict[str, Any]]:
-    # Built on first use: the persistence layer creates a client, which requests without a key never pay for.
+def _idempotent_execute(client: Any) -> Callable[..., dict[str, Any]]:
+    # Built on first use (requests without a key never pay for it), once per client.
     store = _SessionsTablePersistence(
         table_name=get_settings().table_name,
         key_attr="PK",
         sort_key_attr="SK",
         expiry_attr="ttl",
-        boto3_client=clients.dynamodb_wire(),
+        boto3_client=client,
     )
 
     @idempotent_function(data_keyword_argument="request", persistence_store=store, config=_config)
@@ -71,7 +71,7 @@ def run_once(
         raise errors.validation_error("header.Idempotency-Key", "must be 1 to 255 printable characters")
     token = _pending.set(produce)
     try:
-        return _idempotent_execute()(request={"user": user, "operation": operation, "key": key, "body": body})
+        return _idempotent_execute(clients.dynamodb_wire())(request={"user": user, "operation": operation, "key": key, "body": body})
     except IdempotencyValidationError as exc:
         raise errors.Conflict("This Idempotency-Key was already used with a different request body") from exc
     except IdempotencyAlreadyInProgressError as exc:
