@@ -46,7 +46,9 @@ def _error(exception: BaseException, error_type: str | None = None) -> dict[str,
     error = {
         "errorMessage": str(exception),
         "errorType": error_type or type(exception).__name__,
-        "stackTrace": traceback.format_tb(exception.__traceback__),
+        "stackTrace": traceback.format_list(
+            [frame for frame in traceback.extract_tb(exception.__traceback__) if frame.filename != __file__]
+        ),
     }
     print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", file=sys.stderr)
     traceback.print_exception(exception, file=sys.stderr)

@@ -13,6 +13,7 @@ import argparse
 import functools
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -39,7 +40,7 @@ from local.routing import (
 )
 from local.runtime import FunctionPool, lambda_environment
 from local.schedule import Job, ScheduleError, Scheduler, parse_schedule, scheduled_event
-from local.template import HttpApiSpec, ScheduleSpec, functions, http_api, load_stack
+from local.template import HttpApiSpec, ScheduleSpec, TemplateError, functions, http_api, load_stack
 
 API_TIMEOUT_SECONDS = 30  # HTTP API gives up on an integration after 30 s
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
@@ -93,6 +94,7 @@ class Gateway:
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD_BYTES:
             return gateway_response(413, "Request Entity Too Large"), function
 
+        # Past 30 s API Gateway answers 503 while the function runs on; locally the worker is stopped then.
         invocation = pool.invoke(event, timeout=min(pool.spec.timeout, API_TIMEOUT_SECONDS))
         if invocation.error is not None:
             if (
@@ -125,7 +127,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             request = Request(
                 method=self.command,
                 target=self.path,
-                headers=list(self.headers.items()),
+                headers=[*self.headers.items(), *self._forwarded_headers()],
                 body=body,
                 source_ip=self.client_address[0],
                 protocol=self.request_version,
@@ -142,6 +144,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def _forwarded_headers(self) -> list[tuple[str, str]]:
+        """The headers API Gateway adds on the way in."""
+        trace_id = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        return [
+            ("X-Forwarded-For", self.client_address[0]),
+            ("X-Forwarded-Port", str(self.server.server_address[1])),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Amzn-Trace-Id", trace_id),
+        ]
 
     def _read_body(self) -> bytes | None:
         """The request body, or None when it is over API Gateway's limit."""
@@ -220,20 +232,38 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _print_routes(pools: Mapping[str, FunctionPool]) -> None:
+    for pool in pools.values():
+        for route in pool.spec.routes:
+            print(f"  {route.key:<60} → {pool.spec.logical_id}")
+        for schedule in pool.spec.schedules:
+            state = "" if schedule.enabled else " (disabled)"
+            print(f"  {schedule.expression + state:<60} → {pool.spec.logical_id}")
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = _arguments(argv)
-    stack = load_stack(arguments.template)
-    api = http_api(stack)
-    specs = functions(stack)
+    try:
+        stack = load_stack(arguments.template)
+        api = http_api(stack)
+        specs = functions(stack)
+    except (OSError, TemplateError) as error:
+        sys.exit(f"{arguments.template}: {error}")
     state_file = arguments.state_file or default_state_file(stack)
+    port = int(os.environ.get("PORT", "3000"))
 
     aws = start_local_aws(stack)
     pools = {
         spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws.endpoint), arguments.concurrency)
         for spec in specs
     }
-    gateway = Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user"))
-    server = GatewayServer((arguments.host, int(os.environ.get("PORT", "3000"))), gateway)
+    try:
+        server = GatewayServer(
+            (arguments.host, port), Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user"))
+        )
+    except OSError as error:
+        aws.stop()
+        sys.exit(f"Cannot listen on {arguments.host}:{port} ({error.strerror}); set PORT to another port.")
     scheduler = Scheduler([] if arguments.no_schedules else _schedule_jobs(pools))
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -244,28 +274,16 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     base_url = f"http://{arguments.host}:{server.server_address[1]}"
     try:
-        for pool in pools.values():
-            for route in pool.spec.routes:
-                print(f"  {route.key:<60} → {pool.spec.logical_id}")
-            for schedule in pool.spec.schedules:
-                state = "" if schedule.enabled else " (disabled)"
-                print(f"  {schedule.expression + state:<60} → {pool.spec.logical_id}")
+        _print_routes(pools)
         if arguments.warm:
             for pool in pools.values():
                 threading.Thread(target=pool.warm, daemon=True).start()
         scheduler.start()
-        write_state(
-            state_file,
-            {
-                "pid": os.getpid(),
-                "gateway_url": base_url,
-                "aws_endpoint": aws.endpoint,
-                "resources": aws.resources,
-            },
-        )
+        state = {"pid": os.getpid(), "gateway_url": base_url, "aws_endpoint": aws.endpoint}
+        write_state(state_file, {**state, "resources": aws.resources})
         print(f"AWS (moto) on {aws.endpoint}: {', '.join(aws.resources.values()) or 'no resources'}")
         print(f"Gateway on {base_url} (Ctrl-C to stop)", flush=True)
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     finally:
         scheduler.stop()
         for pool in pools.values():

@@ -1,6 +1,6 @@
 """`make invoke FN=ExpiryFunction EVENT=events/schedule.json`: one invocation, like `sam local invoke -e`.
 
-    python -m local.invoke FUNCTION [-e EVENT_FILE | -e -] [--template template.yaml]
+    python -m local.invoke FUNCTION [[-e] EVENT_FILE | -] [--template template.yaml]
 
 It runs against the AWS of a running `make dev` (found through its state file), or else against a moto
 server started for this invocation only. The function's logs go to stderr, its result (or Lambda's error
@@ -31,7 +31,10 @@ def _read_event(source: str | None) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.invoke", description="Invoke one function once.")
     parser.add_argument("function", help="logical id of the function in the template")
-    parser.add_argument("-e", "--event", help="JSON event file, or - for stdin (default: {})")
+    parser.add_argument("event", nargs="?", help="JSON event file, or - for stdin (default: {})")
+    parser.add_argument(
+        "-e", "--event", dest="event_option", metavar="EVENT", help="the same, as sam spells it"
+    )
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument("--state-file", type=Path, help="default: .local/stack.json next to the template")
     arguments = parser.parse_args(argv)
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = {spec.logical_id: spec for spec in functions(stack)}
     if arguments.function not in specs:
         parser.error(f"no function {arguments.function!r}; the template has {', '.join(sorted(specs))}")
-    event = _read_event(arguments.event)
+    event = _read_event(arguments.event_option or arguments.event)
 
     state = read_running_state(arguments.state_file or default_state_file(stack))
     local_aws: LocalAws | None = None

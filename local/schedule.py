@@ -72,14 +72,18 @@ class Cron:
 
 
 def _cron_field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+    known_names = names or {}
+
     def number(token: str) -> int:
-        value = (names or {}).get(token.upper()) or int(token)
+        if token.upper() in known_names:
+            return known_names[token.upper()]
+        if any(marker in token.upper() for marker in "LW#"):
+            raise ScheduleError(f"{token!r}: L, W and # are not supported locally")
+        value = int(token)
         if not low <= value <= high:
             raise ScheduleError(f"{token} is out of range {low}-{high}")
         return value
 
-    if any(marker in text for marker in "LW#"):
-        raise ScheduleError(f"{text!r}: L, W and # are not supported locally")
     values: set[int] = set()
     for part in text.split(","):
         base, _, step = part.partition("/")

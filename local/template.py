@@ -129,7 +129,7 @@ _ARN_FORMAT = {
 _API_TYPES = ("AWS::Serverless::HttpApi", "AWS::Serverless::Api", "AWS::ApiGatewayV2::Api")
 
 
-def to_str(value: Any) -> str:
+def _to_str(value: Any) -> str:
     """A scalar as CloudFormation passes it on: booleans lower-case, numbers as written."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -146,7 +146,7 @@ def _replace_dynamic_references(text: str) -> str:
     return _DYNAMIC_REFERENCE.sub(lambda match: _dynamic_placeholder(match[1], match[2]), text)
 
 
-def fake_api_id(logical_id: str) -> str:
+def _fake_api_id(logical_id: str) -> str:
     return hashlib.sha256(logical_id.encode()).hexdigest()[:10]
 
 
@@ -172,12 +172,12 @@ class Stack:
             raise TemplateError(f"parameter {name} has no Default: set {name} in the environment")
         kind = str(spec.get("Type", "String"))
         if kind.startswith("AWS::SSM::Parameter::Value<"):
-            return _dynamic_placeholder("ssm", to_str(raw))
+            return _dynamic_placeholder("ssm", _to_str(raw))
         if kind == "CommaDelimitedList" or kind.startswith("List<"):
-            items = raw if isinstance(raw, list) else to_str(raw).split(",")
-            return [to_str(item).strip() for item in items]
-        value = to_str(raw)
-        allowed = [to_str(item) for item in spec.get("AllowedValues", [])]
+            items = raw if isinstance(raw, list) else _to_str(raw).split(",")
+            return [_to_str(item).strip() for item in items]
+        value = _to_str(raw)
+        allowed = [_to_str(item) for item in spec.get("AllowedValues", [])]
         if allowed and value not in allowed:
             raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
         return value
@@ -217,7 +217,7 @@ class Stack:
         name_property = _NAME_PROPERTY.get(resource_type)
         explicit = self.properties(logical_id).get(name_property) if name_property else None
         if explicit is not None:
-            return to_str(self.resolve(explicit))
+            return _to_str(self.resolve(explicit))
         name = f"{STACK_NAME}-{logical_id}"
         return name.lower() if resource_type == "AWS::S3::Bucket" else name
 
@@ -246,7 +246,7 @@ class Stack:
         match function:
             case "Fn::Equals":
                 left, right = (self.resolve(item) for item in argument)
-                return to_str(left) == to_str(right)
+                return _to_str(left) == _to_str(right)
             case "Fn::Not":
                 return not self._evaluate(argument[0])
             case "Fn::And":
@@ -292,7 +292,7 @@ class Stack:
                 return self._resolve(if_true if self.condition(name) else if_false)
             case "Fn::Join":
                 delimiter, items = self._resolve(argument)
-                return delimiter.join(to_str(item) for item in items)
+                return delimiter.join(_to_str(item) for item in items)
             case "Fn::Select":
                 index, items = self._resolve(argument)
                 return items[int(index)]
@@ -301,9 +301,9 @@ class Stack:
                 return text.split(delimiter)
             case "Fn::FindInMap":
                 map_name, top_key, second_key = self._resolve(argument)[:3]
-                return self.template["Mappings"][map_name][to_str(top_key)][to_str(second_key)]
+                return self.template["Mappings"][map_name][_to_str(top_key)][_to_str(second_key)]
             case "Fn::Base64":
-                return base64.b64encode(to_str(self._resolve(argument)).encode()).decode()
+                return base64.b64encode(_to_str(self._resolve(argument)).encode()).decode()
             case "Fn::ImportValue":
                 return f"local-import:{self._resolve(argument)}"
             case "Fn::GetAZs":
@@ -321,7 +321,7 @@ class Stack:
             return self.parameters[name]
         resource_type = self.resource_type(name)
         if resource_type in _API_TYPES:
-            return fake_api_id(name)
+            return _fake_api_id(name)
         if resource_type in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion", "AWS::SNS::Topic"):
             return self.arn(name)
         if resource_type == "AWS::SQS::Queue":
@@ -344,9 +344,9 @@ class Stack:
             case "QueueUrl":
                 return self._ref(logical_id)
             case "ApiId" | "RestApiId":
-                return fake_api_id(logical_id)
+                return _fake_api_id(logical_id)
             case "ApiEndpoint":
-                return f"https://{fake_api_id(logical_id)}.execute-api.{REGION}.amazonaws.com"
+                return f"https://{_fake_api_id(logical_id)}.execute-api.{REGION}.amazonaws.com"
         if attribute.endswith("Name"):
             return name
         if attribute.endswith("Arn"):
@@ -363,11 +363,11 @@ class Stack:
             if name.startswith("!"):
                 return "${" + name[1:] + "}"
             if name in variables:
-                return to_str(variables[name])
+                return _to_str(variables[name])
             if "." in name and not name.startswith("AWS::"):
                 logical_id, attribute = name.split(".", 1)
-                return to_str(self.get_att(logical_id, attribute))
-            return to_str(self._ref(name))
+                return _to_str(self.get_att(logical_id, attribute))
+            return _to_str(self._ref(name))
 
         return _replace_dynamic_references(_SUB_VARIABLE.sub(substitute, text))
 
@@ -389,7 +389,7 @@ def load_stack(
 
 
 def _as_bool(value: Any) -> bool:
-    return to_str(value).lower() == "true"
+    return _to_str(value).lower() == "true"
 
 
 def _throughput(value: dict[str, Any]) -> dict[str, int]:
@@ -403,7 +403,7 @@ def _index_request(index: dict[str, Any], provisioned: bool) -> dict[str, Any]:
     return request
 
 
-def table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+def _table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     """The CreateTable request for a resolved `AWS::DynamoDB::Table`'s properties."""
     billing_mode = properties.get("BillingMode", "PROVISIONED")
     provisioned = billing_mode == "PROVISIONED"
@@ -428,19 +428,35 @@ def table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+def _lifecycle_filter(rule: dict[str, Any]) -> dict[str, Any]:
+    prefix = rule.get("Prefix", "")
+    tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in rule.get("TagFilters") or ()]
+    if not tags:
+        return {"Prefix": prefix}
+    if len(tags) == 1 and not prefix:
+        return {"Tag": tags[0]}
+    return {"And": {"Prefix": prefix, "Tags": tags}}
+
+
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
-    # CloudFormation's flattened rule shape → the S3 API's.
+    """A lifecycle rule in CloudFormation's flattened shape, in the S3 API's shape."""
     converted: dict[str, Any] = {
         "ID": rule.get("Id", "rule"),
         "Status": rule["Status"],
-        "Filter": {"Prefix": rule.get("Prefix", "")},
+        "Filter": _lifecycle_filter(rule),
     }
+    expiration: dict[str, Any] = {}
     if "ExpirationInDays" in rule:
-        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
-    if "NoncurrentVersionExpirationInDays" in rule:
-        converted["NoncurrentVersionExpiration"] = {
-            "NoncurrentDays": int(rule["NoncurrentVersionExpirationInDays"])
-        }
+        expiration["Days"] = int(rule["ExpirationInDays"])
+    if _as_bool(rule.get("ExpiredObjectDeleteMarker", False)):
+        expiration["ExpiredObjectDeleteMarker"] = True
+    if expiration:
+        converted["Expiration"] = expiration
+    noncurrent_days = (rule.get("NoncurrentVersionExpiration") or {}).get(
+        "NoncurrentDays", rule.get("NoncurrentVersionExpirationInDays")
+    )
+    if noncurrent_days is not None:
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(noncurrent_days)}
     if "AbortIncompleteMultipartUpload" in rule:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
@@ -454,7 +470,7 @@ def create_aws_resources(stack: Stack, dynamodb_client: Any, s3_client: Any) -> 
         name = stack.physical_name(logical_id)
         properties = stack.resolve(resource.get("Properties") or {})
         with contextlib.suppress(dynamodb_client.exceptions.ResourceInUseException):
-            dynamodb_client.create_table(**table_request(name, properties))
+            dynamodb_client.create_table(**_table_request(name, properties))
         ttl = properties.get("TimeToLiveSpecification")
         if ttl and _as_bool(ttl.get("Enabled", False)):
             dynamodb_client.update_time_to_live(
@@ -551,7 +567,7 @@ def _is_intrinsic(value: Any) -> bool:
     return key in ("Ref", "Condition") or key.startswith("Fn::")
 
 
-def merge_globals(global_properties: Any, properties: Any) -> Any:
+def _merge_globals(global_properties: Any, properties: Any) -> Any:
     """SAM's Globals rule: maps merge, lists add up (globals first), anything else the resource wins."""
     if properties is None:
         return global_properties
@@ -560,7 +576,7 @@ def merge_globals(global_properties: Any, properties: Any) -> Any:
             return properties
         merged = dict(global_properties)
         for key, value in properties.items():
-            merged[key] = merge_globals(global_properties.get(key), value)
+            merged[key] = _merge_globals(global_properties.get(key), value)
         return merged
     if isinstance(global_properties, list) and isinstance(properties, list):
         return global_properties + properties
@@ -574,11 +590,11 @@ def _global_properties(stack: Stack, section: str) -> dict[str, Any]:
 def _cors(value: Any) -> Cors | None:
     if not value:
         return None
-    if value is True or to_str(value) == "true":
+    if value is True or _to_str(value) == "true":
         return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
 
     def items(key: str) -> tuple[str, ...]:
-        return tuple(to_str(item) for item in value.get(key) or ())
+        return tuple(_to_str(item) for item in value.get(key) or ())
 
     max_age = value.get("MaxAge")
     return Cors(
@@ -592,12 +608,12 @@ def _cors(value: Any) -> Cors | None:
 
 
 def _http_api_spec(stack: Stack, logical_id: str, properties: dict[str, Any]) -> HttpApiSpec:
-    resolved = stack.resolve(merge_globals(_global_properties(stack, "HttpApi"), properties))
+    resolved = stack.resolve(_merge_globals(_global_properties(stack, "HttpApi"), properties))
     auth = resolved.get("Auth") or {}
     return HttpApiSpec(
         logical_id=logical_id,
-        api_id=fake_api_id(logical_id),
-        stage=to_str(resolved.get("StageName", "$default")),
+        api_id=_fake_api_id(logical_id),
+        stage=_to_str(resolved.get("StageName", "$default")),
         cors=_cors(resolved.get("CorsConfiguration")),
         default_authorizer=auth.get("DefaultAuthorizer"),
         authorizers=tuple(auth.get("Authorizers") or ()),
@@ -639,7 +655,7 @@ def _event_api(event_properties: dict[str, Any]) -> str:
 def _function_properties(stack: Stack) -> dict[str, dict[str, Any]]:
     """Every function's Properties with Globals.Function merged in, unresolved, by logical id."""
     return {
-        logical_id: merge_globals(_global_properties(stack, "Function"), resource.get("Properties") or {})
+        logical_id: _merge_globals(_global_properties(stack, "Function"), resource.get("Properties") or {})
         for logical_id, resource in stack.resources("AWS::Serverless::Function").items()
     }
 
@@ -661,7 +677,7 @@ def _routes(stack: Stack, properties: dict[str, Any], apis: dict[str, HttpApiSpe
         authorizer = (resolved.get("Auth") or {}).get("Authorizer", apis[api].default_authorizer)
         routes.append(
             RouteSpec(
-                method=to_str(resolved.get("Method", "ANY")).upper(),
+                method=_to_str(resolved.get("Method", "ANY")).upper(),
                 path=resolved.get("Path", "$default"),
                 api=api,
                 authorizer=None if authorizer == NO_AUTHORIZER else authorizer,
@@ -679,13 +695,13 @@ def _schedules(stack: Stack, logical_id: str, events: dict[str, Any]) -> tuple[S
         expression = properties.get("Schedule") or properties.get("ScheduleExpression")
         enabled = (
             _as_bool(properties.get("Enabled", True))
-            and to_str(properties.get("State", "ENABLED")) == "ENABLED"
+            and _to_str(properties.get("State", "ENABLED")) == "ENABLED"
         )
         rule_name = f"{STACK_NAME}-{logical_id}{event_name}"
         schedules.append(
             ScheduleSpec(
                 name=event_name,
-                expression=to_str(expression),
+                expression=_to_str(expression),
                 enabled=enabled,
                 input=properties.get("Input"),
                 rule_arn=f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule_name}",
@@ -718,7 +734,7 @@ def functions(stack: Stack) -> list[FunctionSpec]:
                 f"{logical_id}: only a local CodeUri directory can run locally, not {code_uri!r}"
             )
         environment = {
-            key: to_str(value)
+            key: _to_str(value)
             for key, value in (
                 stack.resolve((properties.get("Environment") or {}).get("Variables")) or {}
             ).items()
@@ -731,7 +747,7 @@ def functions(stack: Stack) -> list[FunctionSpec]:
                 name=stack.physical_name(logical_id),
                 arn=stack.arn(logical_id),
                 code_dir=(stack.base_dir / code_uri).resolve(),
-                handler=to_str(stack.resolve(properties["Handler"])),
+                handler=_to_str(stack.resolve(properties["Handler"])),
                 layer_dirs=tuple(
                     directory
                     for directory in (_layer_dir(stack, layer) for layer in properties.get("Layers") or ())
@@ -741,7 +757,7 @@ def functions(stack: Stack) -> list[FunctionSpec]:
                 timeout=int(stack.resolve(properties.get("Timeout", 3))),
                 memory_size=int(stack.resolve(properties.get("MemorySize", 128))),
                 environment=environment,
-                log_format=to_str(logging_config.get("LogFormat", "Text")),
+                log_format=_to_str(logging_config.get("LogFormat", "Text")),
                 application_log_level=logging_config.get("ApplicationLogLevel"),
                 routes=_routes(stack, properties, apis),
                 schedules=_schedules(stack, logical_id, properties.get("Events") or {}),

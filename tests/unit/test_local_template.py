@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.schedule import Job, Rate, ScheduleError, Scheduler, parse_schedule, scheduled_event
 from local.template import (
     Cors,
     Stack,
@@ -453,3 +457,79 @@ def test_events_without_api_id_use_the_implicit_api() -> None:
     assert api.logical_id == "ServerlessHttpApi"
     assert api.cors == Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
     assert functions(stack)[0].routes[0].key == "GET /x"
+
+
+# --- schedule expressions (local.schedule runs the template's Schedule events) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "period"),
+    [
+        ("rate(1 minute)", timedelta(minutes=1)),
+        ("rate(5 minutes)", timedelta(minutes=5)),
+        ("rate(2 days)", timedelta(days=2)),
+    ],
+)
+def test_rate_expressions(expression: str, period: timedelta) -> None:
+    start = datetime(2024, 1, 15, 10, 30, 12, tzinfo=UTC)
+    assert parse_schedule(expression).next_after(start) == start + period
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("cron(0 3 * * ? *)", "2024-01-15T10:30:00", "2024-01-16T03:00:00"),
+        ("cron(0/15 * * * ? *)", "2024-01-15T10:30:00", "2024-01-15T10:45:00"),
+        ("cron(0 9 ? * MON-FRI *)", "2024-01-19T10:00:00", "2024-01-22T09:00:00"),  # Friday → Monday
+        ("cron(0 12 1 JAN,JUL ? *)", "2024-01-15T00:00:00", "2024-07-01T12:00:00"),
+        ("cron(30 8 ? * 1 *)", "2024-01-15T00:00:00", "2024-01-21T08:30:00"),  # 1 is Sunday
+    ],
+)
+def test_cron_expressions(expression: str, after: str, expected: str) -> None:
+    moment = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    assert parse_schedule(expression).next_after(moment) == datetime.fromisoformat(expected).replace(
+        tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["rate(0 minutes)", "rate(5 weeks)", "cron(0 3 * *)", "cron(0 25 * * ? *)", "cron(0 3 L * ? *)"],
+)
+def test_invalid_or_unsupported_schedules_are_refused(expression: str) -> None:
+    with pytest.raises(ScheduleError):
+        parse_schedule(expression)
+
+
+def test_scheduled_event_has_the_eventbridge_shape() -> None:
+    event = scheduled_event(
+        "arn:aws:events:us-east-1:123456789012:rule/r", datetime(2024, 1, 15, 3, tzinfo=UTC)
+    )
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["source"] == "aws.events"
+    assert event["time"] == "2024-01-15T03:00:00Z"
+    assert event["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/r"]
+    assert (event["version"], event["account"], event["region"], event["detail"]) == (
+        "0",
+        "123456789012",
+        "us-east-1",
+        {},
+    )
+
+
+def test_the_scheduler_fires_each_job_on_time_until_stopped() -> None:
+    # Given a job every 50 ms
+    fired: list[datetime] = []
+    scheduler = Scheduler([Job("fast", Rate(timedelta(milliseconds=50)), fired.append)])
+
+    # When it runs for a while and is stopped
+    scheduler.start()
+    time.sleep(0.3)
+    scheduler.stop()
+    count = len(fired)
+    time.sleep(0.1)
+
+    # Then it fired at the job's pace, and no more after stop()
+    assert 3 <= count <= 7
+    assert len(fired) == count
+    assert all(later - earlier == timedelta(milliseconds=50) for earlier, later in itertools.pairwise(fired))
