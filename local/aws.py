@@ -10,13 +10,17 @@ import json
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from local.template import REGION, Stack, create_aws_resources
 
@@ -29,6 +33,30 @@ def aws_client(service: Literal["dynamodb", "s3"], endpoint: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto's conventional fake credentials
     )
+
+
+class _OneRequestAtATime:
+    """DynamoDB applies each request atomically; moto's backends do not lock, and a failed transaction
+    even restores a whole-table copy taken before it, undoing what a concurrent request wrote. Serving one
+    request at a time keeps concurrent clients of the local stack as safe as they are on AWS."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class SerializedMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 @dataclass
@@ -44,7 +72,7 @@ class LocalAws:
 def start_local_aws(stack: Stack) -> LocalAws:
     """A moto server on a free loopback port with the stack's tables and buckets created."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log would drown the gateway's
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
