@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from sessions_api import http
+from sessions_api import errors, http
 from sessions_api.dal import idempotency
+from sessions_api.logic.lifecycle import Action as LifecycleAction
+from sessions_api.logic.lifecycle import Lifecycle
+from sessions_api.logic.results import Results
+from sessions_api.logic.results import markdown as results_markdown
+from sessions_api.logic.session_metrics import metrics as session_metrics
 from sessions_api.logic.sessions import ListQuery, Sessions
+from sessions_api.logic.sharing import Sharing
+from sessions_api.logic.timeline import Timeline
 from sessions_api.models.api import (
     CleanupIn,
     CleanupOut,
@@ -21,6 +28,7 @@ from sessions_api.models.api import (
     UpdateSessionIn,
 )
 from sessions_api.models.entities import SessionOut, SessionType, Status
+from sessions_api.models.lifecycle import HistoryOut, MetricsOut, ResultsIn, ResultsOut, TransitionIn
 from sessions_api.observability import instrument
 from sessions_api.settings import get_settings
 
@@ -34,18 +42,47 @@ def sessions() -> Sessions:
     return Sessions(get_settings())
 
 
+@cache
+def sharing() -> Sharing:
+    return Sharing(get_settings())
+
+
+MARKDOWN_CONTENT_TYPE = "text/markdown; charset=utf-8"
+
+
+@cache
+def lifecycle() -> Lifecycle:
+    return Lifecycle(get_settings())
+
+
+@cache
+def results() -> Results:
+    return Results(get_settings())
+
+
+@cache
+def timeline() -> Timeline:
+    return Timeline(get_settings())
+
+
 def session_response(status: int, session: dict[str, Any], **headers: str):
     return http.json_response(status, session, {"ETag": http.etag(session["version"]), **headers})
 
 
-@app.post(BASE, responses={201: {"description": "Created", "content": {"application/json": {"model": SessionOut}}}})
-def create_session(body: Annotated[CreateSessionIn | None, Body()] = None):
+@app.post(
+    BASE,
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": SessionOut}}},
+        **http.problems(429),
+    },
+)
+def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idempotency_key: http.IdempotencyKey = None):
     caller = http.caller(app)
     request = body or CreateSessionIn()
     result = idempotency.run_once(
         operation="create_session",
         user=caller.user_id,
-        key=http.header(app, "Idempotency-Key"),
+        key=idempotency_key,
         body=request.model_dump(mode="json"),
         produce=lambda: sessions().create(caller, request),
     )
@@ -63,14 +100,24 @@ def list_sessions(
     date_to: Annotated[datetime | None, Query(description="created at or before (RFC 3339 or date)")] = None,
     offset: Annotated[int | None, Query(ge=0, description="compatibility; prefer cursor")] = None,
     page: Annotated[int | None, Query(ge=1, description="compatibility; prefer cursor")] = None,
+    shared: Annotated[
+        bool | None, Query(description="`true`: the sessions others shared with me (`limit` and `cursor` only)")
+    ] = None,
 ):
     query = ListQuery(limit, cursor, search, status, session_type, date_from, date_to, offset, page)
-    return http.json_response(200, sessions().list(http.caller(app), query))
+    if shared:
+        if any(value is not None for value in (search, status, session_type, date_from, date_to, offset, page)):
+            raise errors.validation_error("query.shared", "shared=true takes only limit and cursor")
+        return http.json_response(200, sharing().shared_with_me(http.caller(app), limit=limit, cursor=cursor))
+    return http.json_response(200, sessions().list_sessions(http.caller(app), query))
 
 
 @app.get(
     f"{BASE}/continue",
-    responses={200: {"description": "The session", "content": {"application/json": {"model": SessionOut}}}},
+    responses={
+        200: {"description": "The session", "content": {"application/json": {"model": SessionOut}}},
+        **http.problems(404),
+    },
 )
 def continue_session():
     session = sessions().continue_latest(http.caller(app))
@@ -87,15 +134,19 @@ def cleanup_sessions(body: Annotated[CleanupIn, Body()]):
 
 @app.get(
     f"{BASE}/<session_id>",
-    responses={200: {"description": "The session", "content": {"application/json": {"model": SessionWithMessages}}}},
+    responses={
+        200: {"description": "The session", "content": {"application/json": {"model": SessionWithMessages}}},
+        304: {"description": "Not modified: `If-None-Match` names the current `ETag`"},
+    },
 )
 def get_session(
     session_id: SessionIdPath,
     include: Annotated[str | None, Query(pattern="^messages$", description="`messages` embeds the first page")] = None,
+    if_none_match: http.IfNoneMatch = None,
 ):
     session = sessions().get(http.caller(app), session_id, include_messages=include == "messages")
     tag = http.etag(session["version"])
-    if include is None and http.header(app, "If-None-Match") == tag:
+    if include is None and if_none_match == tag:
         return Response(status_code=304, headers={"ETag": tag})
     return session_response(200, session)
 
@@ -107,13 +158,16 @@ def get_session(
 def update_session(
     session_id: SessionIdPath,
     body: Annotated[UpdateSessionIn | None, Body()] = None,
-    title: Annotated[str | None, Query(description="renames, for clients of the older API")] = None,
+    title: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="renames, for clients of the older API")
+    ] = None,
+    if_match: http.IfMatch = None,
 ):
     changes = body.model_dump(exclude_unset=True) if body else {}
     if title is not None and "title" not in changes:
         changes["title"] = title
     request = UpdateSessionIn.model_validate(changes) if title is not None else body or UpdateSessionIn()
-    session = sessions().update(http.caller(app), session_id, request, if_match=http.if_match_version(app))
+    session = sessions().update(http.caller(app), session_id, request, if_match=http.parse_if_match(if_match))
     return session_response(200, session)
 
 
@@ -121,6 +175,97 @@ def update_session(
 def delete_session(session_id: SessionIdPath):
     sessions().delete(http.caller(app), session_id)
     return Response(status_code=204)
+
+
+# -- lifecycle: status transitions, results, metrics, history (logic/lifecycle.py holds the table) ---------
+TRANSITION_RESPONSES = {
+    200: {"description": "The session after the transition", "content": {"application/json": {"model": SessionOut}}},
+    409: {"description": "invalid_state_transition: `current_status` and `allowed_actions` say what is possible"},
+}
+
+
+def _transition(session_id: str, action: LifecycleAction, body: TransitionIn | None):
+    session = lifecycle().transition(
+        http.caller(app),
+        session_id,
+        action,
+        reason=body.reason if body else None,
+        if_match=http.if_match_version(app),
+    )
+    return session_response(200, session)
+
+
+@app.post(f"{BASE}/<session_id>/cancel", responses=TRANSITION_RESPONSES)
+def cancel_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
+    return _transition(session_id, LifecycleAction.CANCEL, body)
+
+
+@app.post(f"{BASE}/<session_id>/pause", responses=TRANSITION_RESPONSES)
+def pause_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
+    return _transition(session_id, LifecycleAction.PAUSE, body)
+
+
+@app.post(f"{BASE}/<session_id>/resume", responses=TRANSITION_RESPONSES)
+def resume_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
+    return _transition(session_id, LifecycleAction.RESUME, body)
+
+
+@app.post(f"{BASE}/<session_id>/end", responses=TRANSITION_RESPONSES)
+def end_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
+    return _transition(session_id, LifecycleAction.END, body)
+
+
+@app.put(
+    f"{BASE}/<session_id>/results",
+    responses={200: {"description": "Stored", "content": {"application/json": {"model": ResultsOut}}}},
+)
+def put_results(session_id: SessionIdPath, body: Annotated[ResultsIn, Body()]):
+    stored = results().put(http.caller(app), session_id, body, if_match=http.if_match_version(app))
+    return http.json_response(200, stored)
+
+
+@app.get(
+    f"{BASE}/<session_id>/results",
+    responses={
+        200: {
+            "description": "The results",
+            "content": {"application/json": {"model": ResultsOut}, "text/markdown": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_results(
+    session_id: SessionIdPath,
+    format: Annotated[
+        Literal["json", "markdown"] | None, Query(description="`markdown` renders a document; default JSON")
+    ] = None,
+):
+    found, title = results().get(http.caller(app), session_id)
+    wants_markdown = format == "markdown" or (format is None and "text/markdown" in (http.header(app, "Accept") or ""))
+    if wants_markdown:
+        return Response(status_code=200, content_type=MARKDOWN_CONTENT_TYPE, body=results_markdown(found, title))
+    return http.json_response(200, found)
+
+
+@app.get(
+    f"{BASE}/<session_id>/metrics",
+    responses={200: {"description": "The metrics", "content": {"application/json": {"model": MetricsOut}}}},
+)
+def get_metrics(session_id: SessionIdPath):
+    return http.json_response(200, session_metrics(http.caller(app), session_id))
+
+
+@app.get(
+    f"{BASE}/<session_id>/history",
+    responses={200: {"description": "A page", "content": {"application/json": {"model": HistoryOut}}}},
+)
+def get_history(
+    session_id: SessionIdPath,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="`asc` (oldest first, default) or `desc`")] = "asc",
+):
+    page = timeline().page(http.caller(app), session_id, limit=limit, cursor=cursor, descending=order == "desc")
+    return http.json_response(200, page)
 
 
 @instrument

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ def table_name() -> str:
     return get_settings().table_name
 
 
-def from_wire(item: dict[str, Any] | None) -> dict[str, Any] | None:
+def from_wire(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """An item in DynamoDB's wire format (as error responses carry it) as plain Python values."""
     if not item:
         return None

@@ -64,7 +64,8 @@ class Sessions:
         return keys.due_gsi3pk(keys.due_shard(session_id, self.settings.due_shards))
 
     # -- create ---------------------------------------------------------------------------------
-    def create(self, caller: Caller, body: CreateSessionIn) -> dict[str, Any]:
+    def create(self, caller: Caller, body: CreateSessionIn, *, temporary: bool = False) -> dict[str, Any]:
+        """`temporary`: opened by `POST /chat` without a session (marked, and given a short idle timeout)."""
         moment = timeutil.now()
         at = timeutil.iso(moment)
         session_id = ids.new_session_id()
@@ -96,6 +97,7 @@ class Sessions:
             "output_tokens": 0,
             "cost_usd": 0,
             "version": 1,
+            "temporary": True if temporary else None,
             "GSI1PK": keys.owner_gsi1pk(caller.user_id),
             "GSI1SK": keys.activity_sk(at, session_id),
             "GSI2PK": keys.active_gsi2pk(caller.user_id),
@@ -135,7 +137,7 @@ class Sessions:
             raise errors.NoSessionFound()
         return session_out(item).model_dump(mode="json")
 
-    def list(self, caller: Caller, query: ListQuery) -> dict[str, Any]:
+    def list_sessions(self, caller: Caller, query: ListQuery) -> dict[str, Any]:
         if query.date_from and query.date_to and query.date_from > query.date_to:
             raise errors.validation_error("query.date_from", "date_from must not be after date_to")
         if query.cursor and (query.offset or query.page):
@@ -151,7 +153,8 @@ class Sessions:
         page = self.repo.list_owned(
             caller.user_id, limit=skip + query.limit, start_key=start_key, filters=self._filters(query)
         )
-        items = page.items[skip:]
+        now_epoch = timeutil.now().timestamp()  # a session past its TTL is gone, though DynamoDB lags
+        items = [item for item in page.items[skip:] if visible(item, now_epoch)]
         counters = plain((page.counters if start_key is None else self.repo.counters(caller.user_id)) or {})
         return {
             "sessions": [session_out(item).model_dump(mode="json") for item in items],

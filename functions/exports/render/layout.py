@@ -1,0 +1,321 @@
+"""Where each part of a slide goes on a 16:9 page, and at which font size its text fits.
+
+Shared by the PPTX and PDF renderers, so both show the same slide. Text is measured with the bundled
+DejaVu Sans metrics (wider than PowerPoint's default Calibri, so a fitted PPTX box never overflows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from PIL import ImageFont
+
+from render.model import Para, Picture, Run, SlideModel, Table
+
+SLIDE_W, SLIDE_H = 960.0, 540.0  # points: 13.333 × 7.5 in, PowerPoint's 16:9
+FONT_DIR = Path(__file__).resolve().parents[1] / "fonts"
+FONT_FILES = {
+    "": "DejaVuSans.ttf",
+    "B": "DejaVuSans-Bold.ttf",
+    "I": "DejaVuSans-Oblique.ttf",
+    "BI": "DejaVuSans-BoldOblique.ttf",
+}
+LINE_HEIGHT = 1.25
+SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.42, 0.36, 0.3)
+BASE_SIZE = {"p": 20.0, "li": 20.0, "quote": 20.0, "pre": 16.0}
+HEADING_SIZE = {1: 28.0, 2: 26.0, 3: 24.0, 4: 22.0, 5: 20.0, 6: 20.0}
+TABLE_SIZES = (16.0, 14.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0)
+CELL_PAD = 4.0
+INDENT = 26.0  # per list level; the marker hangs in it
+GAP = 16.0
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+TITLE_BOX = Box(40, 24, 880, 76)
+CONTENT_BOX = Box(40, 112, 880, 392)
+NOTE_BOX = Box(40, 512, 880, 20)
+
+
+def style_key(bold: bool, italic: bool) -> str:
+    return ("B" if bold else "") + ("I" if italic else "")
+
+
+@cache
+def _font(style: str) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_DIR / FONT_FILES[style]), 1000)
+
+
+@cache
+def _advance(style: str, char: str) -> float:
+    return float(_font(style).getlength(char))
+
+
+def text_width(text: str, bold: bool, italic: bool, size: float) -> float:
+    style = style_key(bold, italic)
+    return sum(_advance(style, char) for char in text) * size / 1000.0
+
+
+@dataclass
+class Fragment:
+    text: str
+    run: Run
+    x: float
+    width: float
+
+
+@dataclass
+class Line:
+    fragments: list[Fragment] = field(default_factory=list)
+
+    @property
+    def width(self) -> float:
+        return self.fragments[-1].x + self.fragments[-1].width if self.fragments else 0.0
+
+
+def wrap(runs: list[Run], width: float, size: float, *, force_bold: bool = False) -> list[Line]:
+    """Greedy word wrap of styled runs into lines no wider than `width` (long words are broken)."""
+    lines = [Line()]
+    x = 0.0
+    for run in runs:
+        bold = run.bold or force_bold
+        for piece in re.findall(r"\n|[^\S\n]+|[^\s]+", run.text):
+            if piece == "\n":
+                lines.append(Line())
+                x = 0.0
+                continue
+            piece_width = text_width(piece, bold, run.italic, size)
+            if piece.isspace():
+                if lines[-1].fragments:
+                    lines[-1].fragments.append(Fragment(" ", run, x, text_width(" ", bold, run.italic, size)))
+                    x += lines[-1].fragments[-1].width
+                continue
+            if x + piece_width > width and lines[-1].fragments:
+                _strip_trailing_space(lines[-1])
+                lines.append(Line())
+                x = 0.0
+            while piece_width > width and len(piece) > 1:  # a word longer than the line: break it
+                cut = _fitting_prefix(piece, width - x, bold, run.italic, size)
+                head = piece[:cut]
+                lines[-1].fragments.append(Fragment(head, run, x, text_width(head, bold, run.italic, size)))
+                lines.append(Line())
+                x = 0.0
+                piece = piece[cut:]
+                piece_width = text_width(piece, bold, run.italic, size)
+            lines[-1].fragments.append(Fragment(piece, run, x, piece_width))
+            x += piece_width
+    for line in lines:
+        _strip_trailing_space(line)
+        _merge(line)
+    while len(lines) > 1 and not lines[-1].fragments:
+        lines.pop()
+    return lines
+
+
+def _fitting_prefix(text: str, width: float, bold: bool, italic: bool, size: float) -> int:
+    used = 0.0
+    for index, char in enumerate(text):
+        used += text_width(char, bold, italic, size)
+        if used > width:
+            return max(index, 1)
+    return len(text)
+
+
+def _strip_trailing_space(line: Line) -> None:
+    while line.fragments and not line.fragments[-1].text.strip():
+        line.fragments.pop()
+
+
+def _merge(line: Line) -> None:
+    merged: list[Fragment] = []
+    for fragment in line.fragments:
+        if merged and merged[-1].run is fragment.run:
+            merged[-1] = Fragment(merged[-1].text + fragment.text, fragment.run, merged[-1].x, 0.0)
+            merged[-1].width = fragment.x + fragment.width - merged[-1].x
+        else:
+            merged.append(fragment)
+    line.fragments = merged
+
+
+# -- text -----------------------------------------------------------------------------------------
+@dataclass
+class LaidPara:
+    para: Para
+    size: float
+    indent: float
+    lines: list[Line]
+
+    @property
+    def bold(self) -> bool:
+        return self.para.kind == "h"
+
+    @property
+    def line_height(self) -> float:
+        return self.size * LINE_HEIGHT
+
+    @property
+    def space_after(self) -> float:
+        return self.size * 0.35
+
+    @property
+    def height(self) -> float:
+        return len(self.lines) * self.line_height + self.space_after
+
+
+@dataclass
+class TextBox:
+    box: Box
+    paras: list[LaidPara]
+    scale: float
+    overflow: bool
+
+
+def para_size(para: Para) -> float:
+    return HEADING_SIZE.get(para.level, 20.0) if para.kind == "h" else BASE_SIZE[para.kind]
+
+
+def lay_text(paras: list[Para], box: Box) -> TextBox:
+    """The paragraphs at the largest scale at which they fit the box (the smallest one otherwise)."""
+    laid: list[LaidPara] = []
+    for scale in SCALES:
+        laid = []
+        for para in paras:
+            size = para_size(para) * scale
+            indent = (para.level + 1) * INDENT * scale if para.kind == "li" else 0.0
+            if para.kind == "quote":
+                indent = INDENT * scale
+            laid.append(
+                LaidPara(para, size, indent, wrap(para.runs, box.w - indent, size, force_bold=para.kind == "h"))
+            )
+        if sum(item.height for item in laid) <= box.h:
+            return TextBox(box, laid, scale, overflow=False)
+    return TextBox(box, laid, SCALES[-1], overflow=True)
+
+
+# -- tables ---------------------------------------------------------------------------------------
+@dataclass
+class TableBox:
+    box: Box
+    table: Table
+    size: float
+    col_widths: list[float]
+    row_heights: list[float]
+    cells: list[list[list[Line]]]
+    overflow: bool
+
+
+def lay_table(table: Table, box: Box) -> TableBox:
+    columns = max(table.columns, 1)
+    natural = [40.0] * columns
+    for row in table.rows:
+        for index, cell in enumerate(row):
+            natural[index] = max(
+                natural[index], min(text_width(cell.text, True, False, 12) + 2 * CELL_PAD, box.w * 0.6)
+            )
+    total = sum(natural)
+    widths = [box.w * value / total for value in natural]
+    fitted: TableBox | None = None
+    for size in TABLE_SIZES:
+        cells = [
+            [
+                wrap(cell.runs, widths[index] - 2 * CELL_PAD, size, force_bold=cell.header)
+                for index, cell in enumerate(row)
+            ]
+            for row in table.rows
+        ]
+        heights = [max((len(lines) for lines in row), default=1) * size * LINE_HEIGHT + 2 * CELL_PAD for row in cells]
+        fitted = TableBox(box, table, size, widths, heights, cells, overflow=sum(heights) > box.h)
+        if not fitted.overflow:
+            break
+    assert fitted is not None
+    return fitted
+
+
+# -- pictures -------------------------------------------------------------------------------------
+@dataclass
+class PictureBox:
+    box: Box
+    picture: Picture
+
+
+def lay_picture(picture: Picture, box: Box) -> PictureBox:
+    ratio = min(box.w / max(picture.width_px, 1), box.h / max(picture.height_px, 1))
+    w, h = picture.width_px * ratio, picture.height_px * ratio
+    return PictureBox(Box(box.x + (box.w - w) / 2, box.y + (box.h - h) / 2, w, h), picture)
+
+
+# -- the slide ------------------------------------------------------------------------------------
+@dataclass
+class SlideLayout:
+    title: str
+    title_size: float
+    title_lines: list[Line]
+    text: TextBox | None
+    visuals: list[TableBox | PictureBox]
+
+    @property
+    def overflow(self) -> bool:
+        return bool(self.text and self.text.overflow) or any(
+            isinstance(visual, TableBox) and visual.overflow for visual in self.visuals
+        )
+
+
+def lay_title(title: str) -> tuple[float, list[Line]]:
+    runs = [Run(title, bold=True)]
+    lines: list[Line] = []
+    for size in (36.0, 32.0, 28.0, 24.0, 20.0, 18.0, 16.0):
+        lines = wrap(runs, TITLE_BOX.w, size)
+        if len(lines) * size * LINE_HEIGHT <= TITLE_BOX.h:
+            return size, lines
+    return 16.0, lines[: int(TITLE_BOX.h // (16.0 * LINE_HEIGHT))]
+
+
+def lay_slide(slide: SlideModel) -> SlideLayout:
+    title_size, title_lines = lay_title(slide.title) if slide.title else (0.0, [])
+    paras = [block for block in slide.blocks if isinstance(block, Para)]
+    visuals = [block for block in slide.blocks if isinstance(block, Table | Picture)]
+    area = CONTENT_BOX if slide.title else Box(CONTENT_BOX.x, TITLE_BOX.y, CONTENT_BOX.w, CONTENT_BOX.y + CONTENT_BOX.h)
+    if not visuals:
+        return SlideLayout(slide.title, title_size, title_lines, lay_text(paras, area) if paras else None, [])
+    if not paras:
+        return SlideLayout(slide.title, title_size, title_lines, None, _stack(visuals, area))
+    wide = any(isinstance(visual, Table) and visual.columns > 3 for visual in visuals)
+    if wide:  # a wide table needs the full width: text above it, as tall as it needs up to 40 %
+        natural = lay_text(paras, Box(area.x, area.y, area.w, area.h * 0.4))
+        used = min(sum(item.height for item in natural.paras), area.h * 0.4)
+        text = lay_text(paras, Box(area.x, area.y, area.w, used))
+        below = Box(area.x, area.y + used + GAP, area.w, area.h - used - GAP)
+        return SlideLayout(slide.title, title_size, title_lines, text, _stack(visuals, below))
+    text_w = area.w * 0.52
+    text = lay_text(paras, Box(area.x, area.y, text_w - GAP / 2, area.h))
+    column = Box(area.x + text_w + GAP / 2, area.y, area.w - text_w - GAP / 2, area.h)
+    return SlideLayout(slide.title, title_size, title_lines, text, _stack(visuals, column))
+
+
+def _stack(visuals: list[Table | Picture], area: Box) -> list[TableBox | PictureBox]:
+    weights = [1.0 + 0.15 * len(visual.rows) if isinstance(visual, Table) else 1.5 for visual in visuals]
+    remaining_h, remaining_weight = area.h - GAP * (len(visuals) - 1), sum(weights)
+    placed: list[TableBox | PictureBox] = []
+    y = area.y
+    for visual, weight in zip(visuals, weights, strict=True):
+        slot = Box(area.x, y, area.w, remaining_h * weight / remaining_weight)
+        if isinstance(visual, Table):
+            table = lay_table(visual, slot)
+            used = min(sum(table.row_heights), slot.h)  # a short table leaves its unused height to the rest
+            placed.append(table)
+        else:
+            placed.append(lay_picture(visual, slot))
+            used = slot.h
+        remaining_h -= used
+        remaining_weight -= weight
+        y += used + GAP
+    return placed

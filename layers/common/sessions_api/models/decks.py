@@ -1,0 +1,96 @@
+"""Slide decks and exports as they cross HTTP."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from sessions_api.models.types import StrictModel, Text
+
+MAX_SLIDES = 500
+MAX_SLIDE_HTML_CHARS = 200_000
+MAX_CSS_CHARS = 200_000
+MAX_SCRIPT_CHARS = 200_000
+MAX_SCRIPTS = 50
+SLIDE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+SlideId = Annotated[str, StringConstraints(pattern=SLIDE_ID_PATTERN), Field(examples=["slide-1"])]
+SlideHtml = Annotated[Text, StringConstraints(max_length=MAX_SLIDE_HTML_CHARS)]
+Css = Annotated[Text, StringConstraints(max_length=MAX_CSS_CHARS)]
+Script = Annotated[Text, StringConstraints(max_length=MAX_SCRIPT_CHARS)]
+
+
+class SlideIn(StrictModel):
+    html: SlideHtml = Field(description="Stored as given and never executed by the API")
+
+
+class Slide(StrictModel):
+    slide_id: SlideId
+    html: SlideHtml = Field(description="Stored as given and never executed by the API")
+
+
+class SlideDeck(StrictModel):
+    slides: Annotated[list[Slide], Field(max_length=MAX_SLIDES)] = Field(default_factory=list)
+    css: Css = ""
+    scripts: Script | Annotated[list[Script], Field(max_length=MAX_SCRIPTS)] = Field(
+        default_factory=list, description="Kept with the deck; left out of every export"
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> SlideDeck:
+        seen: set[str] = set()
+        for slide in self.slides:
+            if slide.slide_id in seen:
+                raise ValueError(f"slide_id {slide.slide_id!r} is used more than once")
+            seen.add(slide.slide_id)
+        return self
+
+
+class DeckOut(BaseModel):
+    session_id: str
+    slide_deck: SlideDeck
+    version: int = Field(description="The deck's version (also its ETag); 0 while the session has no deck")
+
+
+class SlideOut(BaseModel):
+    session_id: str
+    slide: Slide
+    position: int = Field(description="0-based index of the slide in the deck")
+    version: int
+
+
+class ExportFormat(StrEnum):
+    PPTX = "pptx"
+    PDF = "pdf"
+    DOCX = "docx"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class ExportIn(StrictModel):
+    format: ExportFormat | None = Field(default=None, description="`pptx` unless given here or as `?format=`")
+
+
+class ExportOut(BaseModel):
+    export_id: str
+    session_id: str
+    format: ExportFormat
+    content_type: str
+    file_name: str
+    size_bytes: int
+    sha256: str
+    slide_count: int
+    message_count: int
+    created_at: str
+    created_by: str
+    download_url: str = Field(description="Presigned; valid for 15 minutes")
+    expires_at: str = Field(description="When download_url stops working")
+
+
+class ExportList(BaseModel):
+    session_id: str
+    exports: list[ExportOut]
+    next_cursor: str | None
+    has_more: bool
