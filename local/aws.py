@@ -31,7 +31,7 @@ def aws_client(service: Literal["dynamodb", "s3"], endpoint: str) -> Any:
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's conventional fake credentials
+        aws_secret_access_key="testing",  # noqa: S106 - moto's conventional fake credentials  # nosec B106
     )
 
 

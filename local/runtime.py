@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import select
-import subprocess
+import subprocess  # nosec B404  # workers are our own interpreter running local/bootstrap.py
 import sys
 import threading
 import time
@@ -24,6 +24,8 @@ from typing import IO, Any
 from local.template import REGION, FunctionSpec
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+# moto's conventional fake credentials: no secret, and never the developer's own.
+FAKE_CREDENTIAL = "testing"
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase
 _SHUTTING_DOWN = {"errorType": "Runtime.Unavailable", "errorMessage": "the local stack is shutting down"}
 
@@ -69,9 +71,9 @@ def lambda_environment(spec: FunctionSpec, aws_endpoint: str) -> dict[str, str]:
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIAL,
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIAL,
+        "AWS_SESSION_TOKEN": FAKE_CREDENTIAL,
         "AWS_ENDPOINT_URL": aws_endpoint,
         # No profile or credentials of the developer's own may leak into the function.
         "AWS_CONFIG_FILE": os.devnull,
@@ -118,7 +120,7 @@ class Worker:
         log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         read_fd, write_fd = os.pipe()
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap script
+            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap script  # nosec B603
                 [sys.executable, "-I", "-u", str(BOOTSTRAP), str(write_fd), str(spec.code_dir)]
                 + [str(directory) for directory in spec.layer_dirs],
                 stdin=subprocess.PIPE,

@@ -87,7 +87,7 @@ for _name in _SHORT_FORM_FUNCTIONS:
 def load_template(path: str | os.PathLike[str] = "template.yaml") -> dict[str, Any]:
     """The template as a dict, every short-form tag turned into its long form (`{"Fn::Sub": ...}`)."""
     with open(path, encoding="utf-8") as stream:
-        template = yaml.load(stream, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+        template = yaml.load(stream, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
     if not isinstance(template, dict):
         raise TemplateError(f"{path} is not a CloudFormation template")
     return template

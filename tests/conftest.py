@@ -21,6 +21,9 @@ os.environ.update(
         "AWS_DEFAULT_REGION": template.REGION,
         "AWS_REGION": template.REGION,
         "POWERTOOLS_DEV": "false",
+        # Tests never reach a real model: chats answer with the local echo (the e2e gateway is started
+        # with ModelProvider=local, like `make dev`); the Bedrock provider is tested with botocore's Stubber.
+        "MODEL_PROVIDER": "local",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

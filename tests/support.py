@@ -45,6 +45,8 @@ def load_function(logical_id: str) -> ModuleType:
     """A function's handler module, loaded from its CodeUri the way Lambda would (its own name)."""
     spec = function_specs()[logical_id]
     module_name = f"fn_{logical_id}"
+    if str(spec.code_dir) not in sys.path:  # Lambda puts the code directory on sys.path (its own packages)
+        sys.path.append(str(spec.code_dir))
     path = spec.code_dir / (spec.handler.split(".")[0] + ".py")
     loader = importlib.util.spec_from_file_location(module_name, path)
     assert loader and loader.loader

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -29,6 +28,7 @@ from sessions_api.models.api import (
 )
 from sessions_api.models.entities import SessionOut, SessionType, Status
 from sessions_api.models.lifecycle import HistoryOut, MetricsOut, ResultsIn, ResultsOut, TransitionIn
+from sessions_api.models.types import Moment
 from sessions_api.observability import instrument
 from sessions_api.settings import get_settings
 
@@ -96,8 +96,8 @@ def list_sessions(
     search: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[Status | None, Query()] = None,
     session_type: Annotated[SessionType | None, Query()] = None,
-    date_from: Annotated[datetime | None, Query(description="created at or after (RFC 3339 or date)")] = None,
-    date_to: Annotated[datetime | None, Query(description="created at or before (RFC 3339 or date)")] = None,
+    date_from: Annotated[Moment | None, Query(description="created at or after (RFC 3339 or date)")] = None,
+    date_to: Annotated[Moment | None, Query(description="created at or before (RFC 3339 or date)")] = None,
     offset: Annotated[int | None, Query(ge=0, description="compatibility; prefer cursor")] = None,
     page: Annotated[int | None, Query(ge=1, description="compatibility; prefer cursor")] = None,
     shared: Annotated[

@@ -118,8 +118,8 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayStarter:
 
 @pytest.fixture(scope="session")
 def gateway(start_gateway: GatewayStarter) -> Iterator[RunningGateway]:
-    """The gateway serving the repository's template.yaml."""
-    with start_gateway(REPO / "template.yaml") as running:
+    """The gateway serving the repository's template.yaml, as `make dev` runs it (the local echo model)."""
+    with start_gateway(REPO / "template.yaml", {"ModelProvider": "local"}) as running:
         yield running
 
 

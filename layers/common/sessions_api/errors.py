@@ -71,6 +71,20 @@ class ExportNotFound(NotFound):
         super().__init__(f"Export {export_id} does not exist")
 
 
+class ShareNotFound(NotFound):
+    code, title = "share_not_found", "Share not found"
+
+    def __init__(self, share_id: str) -> None:
+        super().__init__(f"Share {share_id} does not exist")
+
+
+class SlideNotFound(NotFound):
+    code, title = "slide_not_found", "Slide not found"
+
+    def __init__(self, slide_id: str) -> None:
+        super().__init__(f"Slide {slide_id} does not exist in this deck")
+
+
 class NoSessionFound(NotFound):
     code, title = "no_session_found", "No session found"
     default_detail = "You have no active session to continue"
@@ -132,6 +146,13 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class ModelFailed(ApiError):
+    """The language model refused or failed the request (the chat stored an `is_error` reply)."""
+
+    status, code, title = 502, "model_error", "Model error"
+    default_detail = "The model could not answer this request"
 
 
 def validation_error(field: str, message: str, error_type: str = "value_error") -> ValidationFailed:

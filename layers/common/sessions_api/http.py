@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+import math
+import re
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from pydantic import BaseModel, ConfigDict, Field
 
 from sessions_api import errors, timeutil
 from sessions_api.dal.clients import is_service_unavailable
@@ -22,6 +26,147 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 JSON_CONTENT_TYPE = "application/json"
 MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# A JSON string escape of a UTF-16 surrogate: only then can a parsed body hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+# Request headers routes declare as parameters, so the OpenAPI spec documents them.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A retry with the same key and body returns the first response and creates nothing new",
+        examples=["5f0c1c1e-6d0b-4b8f-9a57-1f7f6f0d2a43"],
+    ),
+]
+# No pattern on these: a tag this API never issued is a stale one (If-Match: 412; If-None-Match: no match).
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The `ETag` you last read; `412` when it is no longer current",
+        examples=['"3"'],
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="The `ETag` you hold; `304` when it is still current",
+        examples=['"3"'],
+    ),
+]
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["body.title"])
+    message: str = Field(examples=["String should have at most 200 characters"])
+    type: str | None = Field(default=None, examples=["string_too_long"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error of this API, whatever the status."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://errors.sessions-api.dev/session_not_found",
+                    "title": "Session not found",
+                    "status": 404,
+                    "detail": "Session session_0123456789abcdef does not exist",
+                    "code": "session_not_found",
+                    "instance": "/api/v1/sessions/session_0123456789abcdef",
+                    "request_id": "JKJaXmPLvHcESHA=",
+                    "timestamp": "2026-01-15T10:30:00.000Z",
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="`https://errors.sessions-api.dev/<code>`")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    code: str = Field(description="Stable machine-readable error code", examples=["session_not_found"])
+    instance: str = Field(description="The request path")
+    request_id: str | None = Field(description="API Gateway's request id, also in every log line of the request")
+    timestamp: str
+    errors: list[FieldError] | None = Field(default=None, description="Validation details (`422`)")
+
+
+# What each problem status means on any operation (the codes are in API.md and in `errors`).
+PROBLEM_STATUSES: dict[int, str] = {
+    400: "Malformed request: invalid JSON or UTF-8, or a bad cursor (`bad_request`)",
+    401: "No verified identity: send `Authorization: Bearer <JWT>` (`unauthorized`)",
+    402: "The session's budget is spent (`insufficient_balance`)",
+    403: "Your share of this session does not allow this (`session_not_accessible`)",
+    404: "No such resource, or not yours (`session_not_found`, `not_found`, ...)",
+    409: "Conflicts with the current state (`invalid_state_transition`, `session_busy`, `session_expired`, `conflict`)",
+    412: "`If-Match` does not match the current version (`precondition_failed`)",
+    413: "The body is over 1 MiB (`payload_too_large`)",
+    415: "The body is not `application/json` (`unsupported_media_type`)",
+    422: "The request breaks the schema; `errors` lists each field (`validation_error`)",
+    429: "Over a quota or rate limit (`session_quota_exceeded`, `rate_limited`); see `Retry-After`",
+    500: "Unexpected error; never contains a stack trace (`internal_error`)",
+    502: "The model failed and will fail again on retry; your message is stored (`model_error`)",
+    503: "A backing service is unavailable; retry after `Retry-After` seconds (`service_unavailable`)",
+}
+_RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+# Statuses API Gateway itself may answer, before or instead of a function, with its own `{"message": ...}`:
+# no valid token (401), over the 10 MB payload limit (413), route throttling (429), integration failure (5xx).
+GATEWAY_STATUSES = frozenset({401, 413, 429, 500, 503})
+
+
+class GatewayError(BaseModel):
+    """An answer API Gateway writes itself (not a problem: the request never reached the API's code)."""
+
+    message: str = Field(examples=["Unauthorized"])
+
+
+def problems(*statuses: int) -> dict[int, dict[str, Any]]:
+    """`responses=` entries for problems a route adds to the ones `problem_responses_for` derives."""
+    return {status: problem_response_spec(status) for status in statuses}
+
+
+def problem_response_spec(status: int) -> dict[str, Any]:
+    content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    if status in GATEWAY_STATUSES:
+        content[JSON_CONTENT_TYPE] = {"schema": {"$ref": "#/components/schemas/GatewayError"}}
+    response: dict[str, Any] = {"description": PROBLEM_STATUSES[status], "content": content}
+    if status in (429, 503):
+        response["headers"] = {"Retry-After": _RETRY_AFTER_HEADER}
+    return response
+
+
+def problem_responses_for(method: str, operation: dict[str, Any], *, authorized: bool) -> dict[str, dict[str, Any]]:
+    """The problems any operation of this shape can answer (OpenAPI responses, keyed by status string).
+
+    One rule set for the whole API, applied by the spec generator to every operation: it mirrors what
+    `create_app`, `_precheck` and `handle` do before and around a route.
+    """
+    parameters = operation.get("parameters") or []
+    where = {parameter["in"] for parameter in parameters}
+    names = {parameter["name"].lower() for parameter in parameters}
+    has_body = "requestBody" in operation or method.upper() in _BODY_METHODS
+    statuses = {429, 500, 503}  # every route is throttled (429) and can fail (5xx)
+    if authorized:
+        statuses.add(401)
+    if parameters or has_body:
+        statuses.add(422)
+    if has_body:
+        statuses |= {400, 413, 415}
+    if "cursor" in names:
+        statuses.add(400)
+    if "path" in where:
+        statuses.add(404)
+        if authorized:
+            statuses.add(403)
+    if "if-match" in names:
+        statuses.add(412)
+    if "idempotency-key" in names:
+        statuses.add(409)
+    return {str(status): problem_response_spec(status) for status in sorted(statuses)}
 
 
 def dumps(data: Any) -> str:
@@ -47,7 +192,7 @@ def problem_body(exc: errors.ApiError, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def problem_response(exc: errors.ApiError, event: dict[str, Any]) -> Response:
-    metrics.add_metric(name=f"Error_{exc.code}", unit="Count", value=1)
+    count_error(exc)
     return Response(
         status_code=exc.status,
         content_type=PROBLEM_CONTENT_TYPE,
@@ -117,6 +262,54 @@ def create_app() -> APIGatewayHttpResolver:
     return app
 
 
+def count_error(exc: errors.ApiError) -> None:
+    """One metric per problem code, in the request's metric set (dimensioned by its route)."""
+    metrics.add_metric(name=f"Error_{exc.code}", unit="Count", value=1)
+    if exc.status >= 500:
+        metrics.add_metric(name="ServerErrors", unit="Count", value=1)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]}... is out of range")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+def _check_json(text: str) -> None:
+    """Refuse what json.loads would choke on later, or let through only to fail deeper (a 500)."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise errors.BadRequest("The body nests too deeply") from exc
+    except ValueError as exc:
+        # Malformed JSON, NaN/Infinity, a float out of range, or an integer over Python's digit limit.
+        raise errors.BadRequest(f"The body is not valid JSON: {str(exc)[:120]}") from exc
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        raise errors.validation_error("body", "text must be valid Unicode (no lone surrogates)")
+    if data is not None and not isinstance(data, dict):
+        # Every body of this API is an object; Powertools would let an array through to an optional body.
+        raise errors.validation_error("body", "the body must be a JSON object", "model_type")
+
+
 def _precheck(event: dict[str, Any]) -> None:
     """What API Gateway passes through but the contract refuses before any route runs."""
     body = event.get("body")
@@ -136,24 +329,34 @@ def _precheck(event: dict[str, Any]) -> None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.BadRequest("The body is not valid UTF-8") from exc
+    if text.strip():
+        _check_json(text)
     # Powertools reads the body as text: hand it the decoded form so validation sees plain JSON.
     event["body"], event["isBase64Encoded"] = text, False
 
 
+def metric_route(event: dict[str, Any]) -> str:
+    """`GET /api/v1/sessions/{session_id}`: the method called on the API Gateway route (bounded, no ids)."""
+    route_key = str(event.get("routeKey") or "$default")
+    if route_key == "$default":
+        return route_key
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "").upper()
+    return f"{method} {route_key.partition(' ')[2]}"
+
+
 def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    metrics.add_dimension(name="route", value=metric_route(event))
+    metrics.add_metric(name="Requests", unit="Count", value=1)
     try:
         _precheck(event)
     except errors.ApiError as exc:
-        metrics.add_metric(name=f"Error_{exc.code}", unit="Count", value=1)
+        count_error(exc)
         return {
             "statusCode": exc.status,
             "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers},
             "body": dumps(problem_body(exc, event)),
             "isBase64Encoded": False,
         }
-    route = event.get("routeKey", "$default")
-    metrics.add_metric(name="Requests", unit="Count", value=1)
-    metrics.add_metadata(key="route", value=route)
     return app.resolve(event, context)
 
 
@@ -173,10 +376,27 @@ def etag(version: int) -> str:
 
 def if_match_version(app: APIGatewayHttpResolver) -> int | None:
     """The version an `If-Match` header demands; None when absent or `*`."""
-    value = header(app, "If-Match")
+    return parse_if_match(header(app, "If-Match"))
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an `If-Match` value demands; None when absent or `*`."""
     if value is None or value.strip() == "*":
         return None
     tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
     if not tag.isdigit():
         raise errors.PreconditionFailed(f"If-Match {value!r} matches no version of this resource")
     return int(tag)
+
+
+def api_url(app: APIGatewayHttpResolver, base_path: str) -> str:
+    """The API's public base URL as the client called it (`https://<domain>[/<stage>]<base_path>`)."""
+    event = app.current_event.raw_event
+    context = event.get("requestContext") or {}
+    domain = context.get("domainName") or "localhost"
+    # API Gateway always sends X-Forwarded-Proto; without it, a loopback host is the plain-HTTP local gateway.
+    loopback = domain.split(":")[0] in ("localhost", "127.0.0.1")
+    scheme = (event.get("headers") or {}).get("x-forwarded-proto") or ("http" if loopback else "https")
+    stage = context.get("stage") or "$default"
+    prefix = "" if stage == "$default" else f"/{stage}"
+    return f"{scheme}://{domain}{prefix}{base_path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -17,11 +18,23 @@ class Settings(BaseModel):
     idle_timeout_minutes: int = Field(default=1440, ge=1)
     expired_retention_days: int = Field(default=7, ge=0)
     max_active_sessions: int = Field(default=100, ge=1)
+    # Exported files are deleted by the bucket's lifecycle after this many days; their records go with them.
+    export_retention_days: int = Field(default=7, ge=1)
     tracing_enabled: bool = False
     api_base_path: str = "/api/v1"
     # Due-time index partitions: spreads expiry keys so no index partition runs hot.
     due_shards: int = Field(default=4, ge=1, le=64)
     service_name: str = Field(default="sessions-api", alias="powertools_service_name")
+    # Chat: `bedrock` (Converse API) deployed, `local` (deterministic echo, no AWS) for `make dev` and tests.
+    model_provider: Literal["bedrock", "local"] = "bedrock"
+    default_model_id: str = "amazon.nova-lite-v1:0"
+    # JSON {"<model id>": [input USD, output USD] per million tokens}, merged over the built-in price table.
+    model_prices: str | None = None
+    # `POST /chat` without a session_id opens a session that expires after this much idleness.
+    temporary_session_idle_minutes: int = Field(default=60, ge=1)
+    # A chat holds its session this long at most: a crashed invocation never locks a session for good.
+    # Longer than the messages function's 29 s timeout, so a live chat never loses it.
+    chat_lease_seconds: int = Field(default=45, ge=10, le=900)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 # Standard retry mode backs off on throttling and 5xx; three attempts of at most 1 + 2 s stay inside the
 # functions' 10 s timeout, so a stuck call becomes a 503 the client can retry, not a gateway timeout.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=2)
+# (`total_max_attempts` counts the first try; botocore's `max_attempts` would count retries only: four tries.)
+_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=1, read_timeout=2)
 
 _UNAVAILABLE_CODES = {
     "ProvisionedThroughputExceededException",
@@ -34,9 +35,24 @@ def dynamodb() -> Any:
     return boto3.resource("dynamodb", config=_CONFIG).meta.client
 
 
+# SigV4 always: S3 refuses SigV2-presigned downloads of KMS-encrypted objects (the bucket's default), and
+# botocore would otherwise presign with SigV2 in us-east-1.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+
+
 @cache
 def s3() -> Any:
-    return boto3.client("s3", config=_CONFIG)
+    return boto3.client("s3", config=_S3_CONFIG)
+
+
+# A model answer takes seconds: one attempt of at most 20 s stays inside the messages function's 29 s
+# timeout with room to store the reply (or the error reply); the client retries a 503 itself.
+_BEDROCK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=20)
+
+
+@cache
+def bedrock_runtime() -> Any:
+    return boto3.client("bedrock-runtime", config=_BEDROCK_CONFIG)
 
 
 def reset() -> None:
@@ -44,6 +60,7 @@ def reset() -> None:
     dynamodb.cache_clear()
     dynamodb_wire.cache_clear()
     s3.cache_clear()
+    bedrock_runtime.cache_clear()
 
 
 def error_code(exc: BaseException) -> str | None:

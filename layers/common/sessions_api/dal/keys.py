@@ -95,3 +95,22 @@ def event_key(session_id: str, event_id: str) -> dict[str, str]:
 
 def s3_session_prefix(owner: str, session_id: str) -> str:
     return f"sessions/{owner}/{session_id}/"
+
+
+def deck_payload_s3_key(owner: str, session_id: str, version: int) -> str:
+    """A deck too large for its item, one object per deck version."""
+    return f"{s3_session_prefix(owner, session_id)}payloads/deck-{version}.json"
+
+
+def export_s3_key(owner: str, session_id: str, export_id: str, extension: str) -> str:
+    return f"{s3_session_prefix(owner, session_id)}exports/{export_id}.{extension}"
+
+
+def message_payload_s3_key(owner: str, session_id: str, message_id: str) -> str:
+    """A message whose content is too large for its item."""
+    return f"{s3_session_prefix(owner, session_id)}payloads/{message_id}.json"
+
+
+def results_payload_s3_key(owner: str, session_id: str, payload_id: str) -> str:
+    """Results too large for their item, one object per PUT (the item names the current one)."""
+    return f"{s3_session_prefix(owner, session_id)}payloads/{payload_id}.json"

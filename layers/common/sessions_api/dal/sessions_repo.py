@@ -165,14 +165,17 @@ class SessionsRepo:
         *,
         extra_items: list[dict[str, Any]] = (),  # type: ignore[assignment]
         share_check: dict[str, Any] | None = None,
+        extra_operations: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> None:
         """Apply `expr` (SET/ADD/REMOVE plus its conditions) to the session, with its history items.
 
         `share_check` is a ConditionCheck that a non-owner's share still grants the access it was
         authorized with, in the same transaction, so a revocation can never race the write.
+        `extra_operations` are unconditional transaction operations (e.g. Deletes) of the same write.
         """
         operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(session_id), **expr.params()}}]
         operations += [put(item) for item in extra_items]
+        operations += list(extra_operations)
         if share_check is not None:
             operations.append(share_check)
         try:

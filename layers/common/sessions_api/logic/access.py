@@ -23,11 +23,11 @@ class Permission(IntEnum):
 
 
 class Action(StrEnum):
-    READ = "read"  # the session, messages, deck, exports list, shares list, comments, history
+    READ = "read"  # the session, messages, deck, exports list, comments, history
     WRITE = "write"  # messages, chat, slides, rename and other edits
     COMMENT = "comment"
     EXPORT = "export"
-    MANAGE = "manage"  # delete, share, revoke, status changes: the owner only
+    MANAGE = "manage"  # delete, share, list shares (who has access), revoke, status changes: the owner only
 
 
 REQUIRED: dict[Action, Permission] = {

@@ -7,16 +7,27 @@ from datetime import datetime
 from sessions_api import timeutil
 from sessions_api.dal import keys
 from sessions_api.dal.expressions import Expr
-from sessions_api.models.entities import WRITABLE_STATUSES
+from sessions_api.models.entities import WRITABLE_STATUSES, Status
 
 
-def touch(expr: Expr, session_id: str, moment: datetime) -> Expr:
+def touch(expr: Expr, session_id: str, moment: datetime, *, active_listing: bool = True, due: bool = True) -> Expr:
     """Record activity without reading the session first: the due time is computed by DynamoDB from
-    the session's own idle timeout, so any write stays a single request."""
+    the session's own idle timeout, so any write stays a single request.
+
+    An expired session takes no write: its due time is its purge time, which activity must not move.
+    A status change that drops the session from the active listing or the due index passes
+    `active_listing=False` / `due=False` and removes those keys itself.
+    """
     at = timeutil.iso(moment)
     expr.set("last_activity_at", at).set("updated_at", at)
-    expr.set("GSI1SK", keys.activity_sk(at, session_id)).set("GSI2SK", keys.activity_sk(at, session_id))
-    expr.set_raw(f"{expr.name('GSI3SK')} = {expr.name('idle_seconds')} + {expr.value(timeutil.epoch_seconds(moment))}")
+    expr.set("GSI1SK", keys.activity_sk(at, session_id))
+    if active_listing:
+        expr.set("GSI2SK", keys.activity_sk(at, session_id))
+    if due:
+        expr.set_raw(
+            f"{expr.name('GSI3SK')} = {expr.name('idle_seconds')} + {expr.value(timeutil.epoch_seconds(moment))}"
+        )
+    expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
     return expr.add("version", 1)
 
 

@@ -52,20 +52,25 @@ def write_session(
     build: Callable[[Expr], Expr],
     *,
     extra_items: Iterable[dict[str, Any]] = (),
+    extra_operations: Iterable[dict[str, Any]] = (),
     refusal: Refusal | None = None,
     repo: SessionsRepo | None = None,
 ) -> None:
     """Apply `build(expr)` to the session with `extra_items`, atomically, if the caller may `action`.
 
     `build` adds the write's own SET/ADD/REMOVE and conditions; ownership is added here.
+    `extra_operations` are unconditional transaction operations (e.g. Deletes) of the same write.
     """
     repo = repo or SessionsRepo()
     refuse = refusal or default_refusal(session_id)
     items = list(extra_items)
+    operations = list(extra_operations)
     if not ids.is_session_id(session_id):
         raise errors.SessionNotFound(session_id)
     try:
-        repo.update(session_id, build(owner_condition(Expr(), caller.user_id)), extra_items=items)
+        repo.update(
+            session_id, build(owner_condition(Expr(), caller.user_id)), extra_items=items, extra_operations=operations
+        )
         return
     except WriteRefused as refused:
         current = visible(refused.current, timeutil.now().timestamp())
@@ -77,7 +82,13 @@ def write_session(
         raise errors.SessionNotFound(session_id)
     check = repo.share_check(granted.share, access.granting_permissions(action), timeutil.now_iso())
     try:
-        repo.update(session_id, build(owner_condition(Expr(), owner)), extra_items=items, share_check=check)
+        repo.update(
+            session_id,
+            build(owner_condition(Expr(), owner)),
+            extra_items=items,
+            share_check=check,
+            extra_operations=operations,
+        )
     except WriteRefused as refused:
         if refused.current is None:  # the share went away meanwhile
             load_session(caller, session_id, action, repo)

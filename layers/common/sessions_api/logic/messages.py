@@ -37,6 +37,7 @@ def initial_counters(messages: list[dict[str, Any]]) -> dict[str, Any]:
     counters["turn_count"] = counters["user_messages"]
     if messages:
         counters["last_message_preview"] = preview(messages[-1]["content"])
+        counters["last_message_id"] = messages[-1]["message_id"]
     return counters
 
 
@@ -58,7 +59,24 @@ def count_appended(expr: Expr, messages: list[dict[str, Any]]) -> Expr:
         expr.add("input_tokens", input_tokens)
     if output_tokens:
         expr.add("output_tokens", output_tokens)
+    # The id tells a later delete whether it removes the newest message (whose preview must change).
+    if messages[-1].get("message_id"):
+        expr.set("last_message_id", messages[-1]["message_id"])
     return expr.set("last_message_preview", preview(messages[-1]["content"]))
+
+
+def count_removed(expr: Expr, message: dict[str, Any]) -> Expr:
+    """ADD what `count_appended` added for this one message, negated (atomic with its delete)."""
+    role = message["role"]
+    expr.add("message_count", -1).add(f"{role}_messages", -1)
+    if role == "user":
+        expr.add("turn_count", -1)
+    if message.get("is_error"):
+        expr.add("error_count", -1)
+    tokens = int(message.get("token_count", 0))
+    if tokens:
+        expr.add("output_tokens" if role == "assistant" else "input_tokens", -tokens)
+    return expr
 
 
 def message_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -74,4 +92,5 @@ def message_out(item: dict[str, Any]) -> dict[str, Any]:
         "agent_name": data.get("agent_name"),
         "response_time_ms": data.get("response_time_ms"),
         "is_error": bool(data.get("is_error", False)),
+        **({"metadata": data["metadata"]} if data.get("metadata") else {}),
     }

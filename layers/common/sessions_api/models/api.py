@@ -8,14 +8,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from sessions_api.ids import SESSION_ID_PATTERN
 from sessions_api.models.entities import SessionOut, SessionType, Status
-from sessions_api.models.types import Metadata, ModelId, Name, Preferences, StrictModel, Text, Title
+from sessions_api.models.types import JsonFloat, JsonInt, Metadata, ModelId, Name, Preferences, StrictModel, Text, Title
 
 SessionId = Annotated[str, Field(pattern=SESSION_ID_PATTERN, examples=["session_0123456789abcdef"])]
 
 
 class BudgetIn(StrictModel):
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000_000)
-    max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000)
+    max_tokens: JsonInt | None = Field(default=None, ge=1, le=1_000_000_000)
+    max_cost_usd: JsonFloat | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class CreateSessionIn(StrictModel):
@@ -29,7 +29,7 @@ class CreateSessionIn(StrictModel):
     metadata: Metadata = Field(default_factory=dict)
     budget: BudgetIn | None = None
     preferences: Preferences = Field(default_factory=dict)
-    idle_timeout_minutes: int | None = Field(default=None, ge=1, le=43_200)
+    idle_timeout_minutes: JsonInt | None = Field(default=None, ge=1, le=43_200)
 
 
 class UpdateSessionIn(StrictModel):
@@ -64,10 +64,12 @@ class CleanupOut(BaseModel):
 class SessionList(BaseModel):
     sessions: list[SessionOut]
     count: int
-    total: int
+    total: int | None = Field(default=None, description="The caller's own sessions (not with `shared=true`)")
     next_cursor: str | None
     has_more: bool
-    summary: dict[Status, int]
+    summary: dict[Status, int] | None = Field(
+        default=None, description="The caller's own sessions by status (not with `shared=true`)"
+    )
 
 
 class SessionWithMessages(SessionOut):

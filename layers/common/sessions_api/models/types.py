@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
@@ -29,18 +39,75 @@ def _single_line(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_utf8)]
+# The validators above, as JSON Schema patterns: the OpenAPI spec says what the API refuses (lone surrogates
+# cannot be expressed; they are refused before validation).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+_TEXT_SCHEMA = Field(json_schema_extra={"pattern": TEXT_PATTERN})
+
+
+def _keys_as_property_names(schema: dict[str, Any]) -> None:
+    """pydantic states a key pattern as `patternProperties`, which lets other keys through: use `propertyNames`."""
+    patterns = schema.pop("patternProperties", None)
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+        schema["additionalProperties"] = values
+
+
+def _moment(value: Any) -> Any:
+    # pydantic would also take a number (Unix time): the API promises RFC 3339 or a date.
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be an RFC 3339 date-time or a date (YYYY-MM-DD)")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # A date, or a time without offset, is UTC: comparable with every other moment of the API.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _json_number(value: Any) -> Any:
+    # JSON Schema's numbers: 5.0 is an integer, but `true` and "5" are not numbers (pydantic's lax mode says so).
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8), _TEXT_SCHEMA]
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+JsonFloat = Annotated[float, BeforeValidator(_json_number)]
+# A point in time a client filters by: `2024-01-15T10:30:00Z` or `2024-01-15` (UTC).
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_moment),
+    AfterValidator(_utc),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}),
+]
 Title = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_utf8), AfterValidator(_single_line)
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_utf8),
+    AfterValidator(_single_line),
+    Field(json_schema_extra={"pattern": LINE_PATTERN}),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ModelId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:/-]+$")]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_utf8)]
-MetadataValue = Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8)]
-Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]
-PreferenceValue = Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8)] | bool | int | float | None
-Preferences = Annotated[dict[MetadataKey, PreferenceValue], Field(max_length=32)]
-Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_utf8)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_utf8), _TEXT_SCHEMA]
+MetadataValue = Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16, json_schema_extra=_keys_as_property_names)]
+PreferenceValue = (
+    Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
+    # No lax numbers: in a union, a lax int would turn a too-long "000…0" into 0 rather than refuse it.
+    | StrictBool
+    | JsonInt
+    | JsonFloat
+    | None
+)
+Preferences = Annotated[
+    dict[MetadataKey, PreferenceValue], Field(max_length=32, json_schema_extra=_keys_as_property_names)
+]
+Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_utf8), _TEXT_SCHEMA]
 
 
 class StrictModel(BaseModel):

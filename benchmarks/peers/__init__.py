@@ -1,0 +1,1 @@
+"""The alternatives users would pick, written the way their docs and tutorials show them."""

@@ -1,0 +1,136 @@
+"""Messages and chat endpoint group: append, list, get and delete messages; chat with a model."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+
+from sessions_api import http
+from sessions_api.dal import idempotency
+from sessions_api.logic.chat import Chat
+from sessions_api.logic.conversation import Conversation
+from sessions_api.models.messages import (
+    AppendIn,
+    ChatIn,
+    ChatOut,
+    MessageBatchIn,
+    MessageOut,
+    MessagePage,
+    NewChatIn,
+)
+from sessions_api.observability import instrument
+from sessions_api.providers import provider_for
+from sessions_api.settings import get_settings
+
+app = http.create_app()
+BASE = "/api/v1/sessions"
+SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
+MessageIdPath = Annotated[str, Path(max_length=64, description="`msg_` followed by a ULID")]
+
+
+@cache
+def conversation() -> Conversation:
+    return Conversation(get_settings())
+
+
+@cache
+def chat_service() -> Chat:
+    return Chat(get_settings(), provider_for(get_settings()))
+
+
+@app.post(
+    f"{BASE}/<session_id>/messages",
+    responses={
+        201: {
+            "description": "The message, or `{messages: [...]}` for a batch",
+            "content": {"application/json": {"model": MessageOut}},
+        },
+        **http.problems(409),
+    },
+)
+def append_messages(session_id: SessionIdPath, body: Annotated[AppendIn, Body()]):
+    caller = http.caller(app)
+    batch = isinstance(body, MessageBatchIn)
+    incoming = body.messages if isinstance(body, MessageBatchIn) else [body]
+
+    def produce() -> dict[str, Any]:
+        stored = conversation().append(caller, session_id, incoming)
+        return {"messages": stored} if batch else stored[0]
+
+    result = idempotency.run_once(
+        operation=f"append_messages:{session_id}",
+        user=caller.user_id,
+        key=http.header(app, "Idempotency-Key"),
+        body=body.model_dump(mode="json"),
+        produce=produce,
+    )
+    headers = None if batch else {"Location": f"{BASE}/{session_id}/messages/{result['message_id']}"}
+    return http.json_response(201, result, headers)
+
+
+@app.get(
+    f"{BASE}/<session_id>/messages",
+    responses={200: {"description": "A page", "content": {"application/json": {"model": MessagePage}}}},
+)
+def list_messages(
+    session_id: SessionIdPath,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="`asc` oldest first (default), `desc` newest first")
+    ] = "asc",
+):
+    page = conversation().list(http.caller(app), session_id, limit=limit, cursor=cursor, order=order)
+    return http.json_response(200, page)
+
+
+@app.get(
+    f"{BASE}/<session_id>/messages/<message_id>",
+    responses={200: {"description": "The message", "content": {"application/json": {"model": MessageOut}}}},
+)
+def get_message(session_id: SessionIdPath, message_id: MessageIdPath):
+    return http.json_response(200, conversation().get(http.caller(app), session_id, message_id))
+
+
+@app.delete(f"{BASE}/<session_id>/messages/<message_id>", responses={204: {"description": "Deleted"}})
+def delete_message(session_id: SessionIdPath, message_id: MessageIdPath):
+    conversation().delete(http.caller(app), session_id, message_id)
+    return Response(status_code=204)
+
+
+def _chat(session_id: str | None, body: ChatIn):
+    caller = http.caller(app)
+    request_id = (app.current_event.raw_event.get("requestContext") or {}).get("requestId")
+    result = chat_service().chat(caller, session_id, body, request_id=request_id)
+    return http.json_response(200, result)
+
+
+@app.post(
+    "/api/v1/chat",
+    responses={
+        200: {"description": "The model's answer", "content": {"application/json": {"model": ChatOut}}},
+        **http.problems(402, 403, 404, 409, 502),
+    },
+)
+def chat(body: Annotated[NewChatIn, Body()]):
+    return _chat(body.session_id, ChatIn(message=body.message, metadata=body.metadata))
+
+
+@app.post(
+    f"{BASE}/<session_id>/chat",
+    responses={
+        200: {"description": "The model's answer", "content": {"application/json": {"model": ChatOut}}},
+        **http.problems(402, 409, 502),
+    },
+)
+def session_chat(session_id: SessionIdPath, body: Annotated[ChatIn, Body()]):
+    return _chat(session_id, body)
+
+
+@instrument
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    idempotency.register_context(context)
+    return http.handle(app, event, context)

@@ -1,0 +1,26 @@
+"""Paging through one kind of item in a session's partition (comments, shares)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessions_api.dal import keys, table
+from sessions_api.dal.sessions_repo import Page
+
+
+def page(session_id: str, prefix: str, *, limit: int, start_key: dict[str, Any] | None, ascending: bool = True) -> Page:
+    """One strongly consistent page of a session's items whose sort key starts with `prefix`."""
+    request: dict[str, Any] = {
+        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+        "ExpressionAttributeValues": {":pk": keys.session_pk(session_id), ":prefix": prefix},
+        "ScanIndexForward": ascending,
+        "Limit": limit + 1,
+        "ConsistentRead": True,
+    }
+    if start_key:
+        request["ExclusiveStartKey"] = start_key
+    items = table.query(**request)["Items"]
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items=items, next_key={"PK": items[-1]["PK"], "SK": items[-1]["SK"]})
+    return Page(items=items, next_key=None)

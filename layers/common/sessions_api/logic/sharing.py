@@ -1,0 +1,253 @@
+"""Sharing a session: grant, list, revoke, and the sessions shared with the caller.
+
+A share is one item per recipient in the session's partition (`SHARE#USER#<sub>` or
+`SHARE#EMAIL#<email>`), indexed on GSI2 under `SHARED#<recipient>` by the time it was shared. Who may
+do what with a share is `logic/access.py`; every write goes through `guard.write_session`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sessions_api import errors, ids, timeutil
+from sessions_api.cursor import CursorCodec
+from sessions_api.dal import keys
+from sessions_api.dal.expressions import Expr
+from sessions_api.dal.sessions_repo import SessionsRepo, visible
+from sessions_api.dal.shares_repo import SharesRepo
+from sessions_api.identity import Caller
+from sessions_api.logic import access, activity, guard, history, paging
+from sessions_api.models.entities import Status, plain, session_out
+from sessions_api.models.sharing import GrantOut, ShareIn, ShareOut, recipient_kind
+from sessions_api.settings import Settings
+
+SHARE_ID = re.compile(r"^shr_[0-9A-HJKMNP-TV-Z]{26}$")
+SHARED_SCOPE = "sessions:shared"
+# An expired share stays in the owner's list (marked expired) this long before DynamoDB's TTL removes it.
+EXPIRED_SHARE_KEPT_DAYS = 7
+
+
+def grant_out(item: dict[str, Any], now_iso: str) -> dict[str, Any]:
+    data = plain(item)
+    return GrantOut(
+        share_id=data["share_id"],
+        recipient=data["recipient"],
+        recipient_kind=data["recipient_kind"],
+        permissions=data["permission"],
+        message=data.get("message"),
+        expires_at=data.get("expires_at"),
+        expired=not access.share_is_live(data, now_iso),
+        created_at=data["created_at"],
+        created_by=data["created_by"],
+    ).model_dump(mode="json")
+
+
+def not_expired(expr: Expr) -> Expr:
+    """Expired sessions take no more writes (409 session_expired), sharing included."""
+    return expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
+
+
+@dataclass
+class Sharing:
+    settings: Settings
+    repo: SessionsRepo = field(default_factory=SessionsRepo)
+    shares: SharesRepo = field(default_factory=SharesRepo)
+
+    @property
+    def cursors(self) -> CursorCodec:
+        return paging.codec(self.settings)
+
+    # -- share ----------------------------------------------------------------------------------
+    def share(self, caller: Caller, session_id: str, body: ShareIn, *, session_url: str) -> dict[str, Any]:
+        """One item per recipient, the `shared` event and the session's touch in one transaction.
+
+        Sharing again with a recipient replaces their earlier grant (permission, expiry, message, share id).
+        """
+        for index, recipient in enumerate(body.recipients):
+            if recipient in (caller.user_id, caller.email):
+                raise errors.validation_error(f"body.recipients.{index}", "you cannot share a session with yourself")
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        expires_at = self._expiry(body.expiration, moment)
+        share_id = ids.new_id("shr")
+        items = [
+            self._item(session_id, share_id, recipient, body, caller=caller, at=at, expires_at=expires_at)
+            for recipient in body.recipients
+        ]
+        event = history.event_item(
+            session_id,
+            "shared",
+            caller.user_id,
+            at,
+            share_id=share_id,
+            permissions=str(body.permissions),
+            recipient_count=len(items),
+        )
+        guard.write_session(
+            caller,
+            session_id,
+            access.Action.MANAGE,
+            lambda expr: activity.touch(not_expired(expr), session_id, moment),
+            extra_items=[*items, event],
+            repo=self.repo,
+        )
+        return ShareOut(
+            share_id=share_id,
+            session_id=session_id,
+            share_url=session_url,
+            recipients=body.recipients,
+            permissions=body.permissions,
+            message=body.message,
+            expires_at=expires_at,
+            created_at=at,
+        ).model_dump(mode="json")
+
+    @staticmethod
+    def _expiry(expiration: datetime | None, moment: datetime) -> str | None:
+        if expiration is None:
+            return None
+        expires_at = timeutil.iso(expiration)
+        if expires_at <= timeutil.iso(moment):
+            raise errors.validation_error("body.expiration", "expiration must be in the future")
+        return expires_at
+
+    @staticmethod
+    def _item(
+        session_id: str,
+        share_id: str,
+        recipient: str,
+        body: ShareIn,
+        *,
+        caller: Caller,
+        at: str,
+        expires_at: str | None,
+    ) -> dict[str, Any]:
+        kind = recipient_kind(recipient)
+        item: dict[str, Any] = {
+            **keys.share_key(session_id, kind, recipient),
+            "type": "share",
+            "share_id": share_id,
+            "session_id": session_id,
+            "permission": str(body.permissions),
+            "recipient": recipient,
+            "recipient_kind": str(kind),
+            "created_at": at,
+            "created_by": caller.user_id,
+            "GSI2PK": keys.shared_gsi2pk(recipient),
+            "GSI2SK": keys.activity_sk(at, session_id),
+        }
+        if body.message is not None:
+            item["message"] = body.message
+        if expires_at is not None:
+            item["expires_at"] = expires_at
+            expiry = timeutil.parse(expires_at)
+            item["ttl"] = timeutil.epoch_seconds(timeutil.plus(expiry, days=EXPIRED_SHARE_KEPT_DAYS))
+        return item
+
+    # -- list and revoke ------------------------------------------------------------------------
+    def grants(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        """Who has access, one entry per recipient (owner only: recipients are the owner's business)."""
+        guard.load_session(caller, session_id, access.Action.MANAGE, self.repo)
+        scope = f"shares:{session_id}"
+        start = paging.partition_start(
+            self.cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.SHARE_PREFIX
+        )
+        page = self.shares.grants(session_id, limit=limit, start_key=start)
+        now_iso = timeutil.now_iso()
+        return {
+            "session_id": session_id,
+            "shares": [grant_out(item, now_iso) for item in page.items],
+            "next_cursor": self.cursors.encode(page.next_key, user=caller.user_id, scope=scope)
+            if page.next_key
+            else None,
+            "has_more": page.next_key is not None,
+        }
+
+    def revoke(self, caller: Caller, session_id: str, share_id: str) -> None:
+        """Delete every recipient item of the share at once; the next request of a recipient is refused."""
+        session = guard.load_session(caller, session_id, access.Action.MANAGE, self.repo).session
+        items = self.shares.of_share(session_id, share_id) if SHARE_ID.match(share_id) else []
+        if not items:
+            raise errors.ShareNotFound(share_id)
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        event = history.event_item(
+            session_id, "share_revoked", caller.user_id, at, share_id=share_id, recipient_count=len(items)
+        )
+        expired = session["status"] == Status.EXPIRED
+
+        def record(expr: Expr) -> Expr:
+            if expired:  # revoking never reopens an expired session: no activity, its purge time stays
+                expr.when(f"{expr.name('status')} = {expr.value(str(Status.EXPIRED))}")
+                return expr.set("updated_at", at).add("version", 1)
+            return activity.touch(not_expired(expr), session_id, moment)
+
+        guard.write_session(
+            caller,
+            session_id,
+            access.Action.MANAGE,
+            record,
+            extra_items=[event],
+            extra_operations=[self.shares.delete(item) for item in items],
+            repo=self.repo,
+        )
+
+    # -- shared with me -------------------------------------------------------------------------
+    def shared_with_me(self, caller: Caller, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        """Sessions shared with the caller (by user id and by e-mail), newest share first.
+
+        Two GSI2 queries (one per identity) are merged by share time; the page's sessions and the
+        caller's share items are then read strongly in one BatchGet, so a revoked or expired share, a
+        deleted or purged session, never shows even while the index lags. A session shared with both
+        identities is listed once, at its newest live share.
+        """
+        before = None
+        if cursor:
+            before = self.cursors.decode(cursor, user=caller.user_id, scope=SHARED_SCOPE).get("before")
+            if not isinstance(before, str):
+                raise errors.BadRequest("The cursor is not valid")
+        identities = [caller.user_id, *([caller.email] if caller.email else [])]
+        streams = [self.shares.shared_with(who, limit=limit + 1, before=before) for who in identities]
+        positions = sorted({item["GSI2SK"]: item["session_id"] for s in streams for item in s.items}.items())[::-1]
+        # An index page cut short leaves older entries unseen: nothing older than its last one is final yet.
+        horizon = max((s.items[-1]["GSI2SK"] for s in streams if s.more and s.items), default="")
+        eligible = [(position, sid) for position, sid in positions if position >= horizon]
+        page = eligible[:limit]
+        has_more = bool(page) and (len(eligible) > limit or any(s.more for s in streams))
+        sessions = self._confirmed(caller, page)
+        next_cursor = (
+            self.cursors.encode({"before": page[-1][0]}, user=caller.user_id, scope=SHARED_SCOPE) if has_more else None
+        )
+        return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor, "has_more": has_more}
+
+    def _confirmed(self, caller: Caller, page: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        def share_keys(sid: str) -> list[dict[str, str]]:
+            mine = [keys.share_key(sid, "user", caller.user_id)]
+            return mine + ([keys.share_key(sid, "email", caller.email)] if caller.email else [])
+
+        session_ids = list(dict.fromkeys(sid for _, sid in page))
+        wanted = [key for sid in session_ids for key in (keys.session_key(sid), *share_keys(sid))]
+        found = {(item["PK"], item["SK"]): item for item in self.shares.get_many(wanted)} if wanted else {}
+        now = timeutil.now()
+        now_iso, now_epoch = timeutil.iso(now), now.timestamp()
+        listed = []
+        for position, sid in page:
+            session = visible(found.get((keys.session_pk(sid), keys.SESSION_SK)), now_epoch)
+            shares = [found[(key["PK"], key["SK"])] for key in share_keys(sid) if (key["PK"], key["SK"]) in found]
+            live = [share for share in shares if access.share_is_live(share, now_iso)]
+            if session is None or not live or max(share["GSI2SK"] for share in live) != position:
+                continue  # gone, revoked, expired, or listed at the caller's newer share of it
+            best = max(live, key=lambda share: access.SHARE_PERMISSIONS[share["permission"]])
+            listed.append(
+                {
+                    **session_out(session).model_dump(mode="json"),
+                    "permission": best["permission"],
+                    "share_id": best["share_id"],
+                    "shared_at": best["created_at"],
+                    "share_expires_at": best.get("expires_at"),
+                }
+            )
+        return listed

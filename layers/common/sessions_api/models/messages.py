@@ -1,0 +1,95 @@
+"""Request and response bodies of the messages and chat endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Discriminator, Field, StrictBool, Tag
+
+from sessions_api.ids import SESSION_ID_PATTERN
+from sessions_api.models.types import JsonInt, Metadata, ModelId, Name, StrictModel, Text
+
+MAX_CONTENT_CHARS = 100_000
+MAX_BATCH = 25
+
+Role = Literal["user", "assistant", "system"]
+Content = Annotated[Text, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
+
+
+class MessageIn(StrictModel):
+    role: Role
+    content: Content
+    model_id: ModelId | None = None
+    agent_name: Name | None = None
+    token_count: JsonInt | None = Field(default=None, ge=0, le=10_000_000)
+    response_time_ms: JsonInt | None = Field(default=None, ge=0, le=86_400_000)
+    is_error: StrictBool = False
+
+
+class MessageBatchIn(StrictModel):
+    messages: Annotated[list[MessageIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+def _append_shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "batch" if "messages" in value else "message"
+    return "batch" if isinstance(value, MessageBatchIn) else "message"
+
+
+# One message, or `{messages: [...]}`: validation errors speak of the shape the client sent, not of both.
+AppendIn = Annotated[
+    Annotated[MessageIn, Tag("message")] | Annotated[MessageBatchIn, Tag("batch")], Discriminator(_append_shape)
+]
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    session_id: str
+    role: Role
+    content: str
+    created_at: str
+    token_count: int | None = None
+    model_id: str | None = None
+    agent_name: str | None = None
+    response_time_ms: int | None = None
+    is_error: bool = False
+    metadata: dict[str, str] | None = None
+
+
+class MessageBatchOut(BaseModel):
+    messages: list[MessageOut]
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class ChatIn(StrictModel):
+    message: Content
+    metadata: Metadata | None = None
+
+
+class NewChatIn(ChatIn):
+    session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = Field(
+        default=None, description="Omit to start a temporary session"
+    )
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float
+
+
+class ChatOut(BaseModel):
+    response: str
+    session_id: str
+    message_id: str = Field(description="The assistant reply's id")
+    user_message_id: str
+    model_id: str
+    execution_time: float = Field(description="Seconds the whole chat call took")
+    request_id: str | None
+    usage: Usage

@@ -1,0 +1,73 @@
+"""Language-model providers behind one small interface, chosen by `MODEL_PROVIDER`.
+
+`bedrock` (deployed) calls Amazon Bedrock's Converse API (`dal/bedrock.py`, the code that talks to
+AWS); `local` is a deterministic echo for `make dev` and tests, which never leaves the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sessions_api.settings import Settings
+
+TurnRole = Literal["user", "assistant"]
+
+
+def estimate_tokens(text: str) -> int:
+    """A deliberately high estimate (≈ 3 UTF-8 bytes a token; real tokenizers average about 4 for English),
+    so budget checks err towards refusing rather than overspending."""
+    return len(text.encode("utf-8")) // 3 + 1 if text else 0
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: TurnRole
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model_id: str
+    system: str
+    turns: list[Turn]  # alternating, starting and ending with a user turn
+    max_output_tokens: int
+    temperature: float = 0.5
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    text: str
+    model_id: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int | None = None
+    stop_reason: str | None = None
+
+
+class ModelFailure(Exception):
+    """The model gave no answer. `retryable`: throttling, timeouts, outages (503); otherwise a refusal (502)."""
+
+    def __init__(self, reason: str, *, retryable: bool, code: str = "ModelError") -> None:
+        super().__init__(f"{code}: {reason}")
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+
+
+class ModelProvider(Protocol):
+    def model_for(self, requested: str) -> str:
+        """The model id this provider really answers with when `requested` is asked for."""
+        ...
+
+    def converse(self, request: ModelRequest) -> ModelReply: ...
+
+
+def provider_for(settings: Settings) -> ModelProvider:
+    if settings.model_provider == "local":
+        from sessions_api.providers.local_echo import LocalEchoProvider
+
+        return LocalEchoProvider()
+    from sessions_api.dal.bedrock import BedrockConverseProvider
+
+    return BedrockConverseProvider()
