@@ -273,7 +273,6 @@ def test_thousands_of_messages_page_in_both_orders_without_gaps_or_duplicates(ap
     # Given a session with 2,050 messages: 50 appended through the API, then 2,000 written straight to
     # the table (moto copies the whole table for every transaction, which makes thousands of appends slow)
     from sessions_api.logic import messages
-    from sessions_api.logic.conversation import Conversation
 
     sid = api.create_session()["session_id"]
     written = [
@@ -284,7 +283,7 @@ def test_thousands_of_messages_page_in_both_orders_without_gaps_or_duplicates(ap
     ]
     with table.batch_writer() as writer:
         for item in seeded:
-            writer.put_item(Item=Conversation.storable(item, owner=None))
+            writer.put_item(Item=messages.stored(item, owner=None))
     written += [item["message_id"] for item in seeded]
     assert written == sorted(written) and len(set(written)) == 2050
     # When a client pages through oldest first, then newest first, with different page sizes

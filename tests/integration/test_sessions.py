@@ -310,3 +310,32 @@ def test_bad_patches_change_nothing(api: Api, table: Any) -> None:
     _problem(api("POST", f"{BASE}/cleanup", body={"session_ids": ["a"] * 101}), 422, "validation_error")
     _problem(api("POST", f"{BASE}/cleanup", body={"session_ids": []}), 422, "validation_error")
     assert all_items(table) == before
+
+
+def test_a_prompt_too_large_for_an_item_round_trips_through_s3(api: Api) -> None:
+    prompt = "€" * 100_000  # 300 KB of UTF-8: within the 100,000-character limit, beyond an item
+    session = api.create_session(prompt=prompt)
+    assert session["last_message_preview"].startswith("€€€")
+    result = api("GET", f"{BASE}/{session['session_id']}", query={"include": "messages"})
+    assert result.body["messages"][0]["content"] == prompt
+
+
+def test_a_refused_create_leaves_no_large_prompt_behind(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from sessions_api.settings import get_settings
+    from tests.support import load_function
+
+    monkeypatch.setenv("MAX_ACTIVE_SESSIONS", "1")
+    get_settings.cache_clear()
+    app = load_function("SessionsFunction")
+    app.sessions.cache_clear()
+    try:
+        api.create_session()
+        assert api("POST", BASE, body={"prompt": "€" * 100_000}).status == 429
+        bucket = get_settings().bucket_name
+        assert boto3.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    finally:
+        monkeypatch.delenv("MAX_ACTIVE_SESSIONS")
+        get_settings.cache_clear()
+        app.sessions.cache_clear()

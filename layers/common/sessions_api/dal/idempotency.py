@@ -71,7 +71,9 @@ def run_once(
         raise errors.validation_error("header.Idempotency-Key", "must be 1 to 255 printable characters")
     token = _pending.set(produce)
     try:
-        return _idempotent_execute(clients.dynamodb_wire())(request={"user": user, "operation": operation, "key": key, "body": body})
+        return _idempotent_execute(clients.dynamodb_wire())(
+            request={"user": user, "operation": operation, "key": key, "body": body}
+        )
     except IdempotencyValidationError as exc:
         raise errors.Conflict("This Idempotency-Key was already used with a different request body") from exc
     except IdempotencyAlreadyInProgressError as exc:

@@ -47,3 +47,9 @@ def resolve(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             contents = list(pool.map(load, [item["payload_key"] for item in pending]))
     loaded = {id(item): content for item, content in zip(pending, contents, strict=True)}
     return [{**item, "content": loaded[id(item)]} if id(item) in loaded else item for item in items]
+
+
+def discard(keys_: list[str]) -> None:
+    """Best effort: remove objects whose message was never stored (an orphan would cost only storage)."""
+    for key in keys_:
+        objects.delete_quietly(key)

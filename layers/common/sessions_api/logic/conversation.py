@@ -115,7 +115,7 @@ class Conversation:
 
         `build_more` adds the caller's own changes (a chat's lock, its usage) to the same session update.
         """
-        stored = [self.storable(item, owner) for item in full]
+        stored = [messages.stored(item, owner) for item in full]
         event = history.event_item(
             session_id,
             "messages_added",
@@ -142,18 +142,6 @@ class Conversation:
             refusal=refusal or open_for_messages(session_id),
             repo=self.repo,
         )
-
-    @staticmethod
-    def storable(item: dict[str, Any], owner: str | None) -> dict[str, Any]:
-        """The item as stored: its content's size, and a large content moved to S3 (written first)."""
-        content = item["content"]
-        stored = {**item, "content_bytes": len(content.encode("utf-8"))}
-        if payloads.needs_s3(content):
-            assert owner is not None, "the owner's prefix is needed for a large content"
-            stored.pop("content")
-            stored["payload_key"] = payloads.store(owner, item["session_id"], item["message_id"], content)
-            stored["content_preview"] = messages.preview(content)
-        return stored
 
     # -- read -----------------------------------------------------------------------------------
     def list(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None, order: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sessions_api import ids
-from sessions_api.dal import keys
+from sessions_api.dal import keys, payloads
 from sessions_api.dal.expressions import Expr
 from sessions_api.models.entities import PREVIEW_CHARS, plain
 
@@ -27,6 +27,18 @@ def message_item(session_id: str, *, role: str, content: str, at: str, **fields:
         "is_error": False,
         **{name: value for name, value in fields.items() if value is not None},
     }
+
+
+def stored(item: dict[str, Any], owner: str | None) -> dict[str, Any]:
+    """The item as stored: its content's size, and a large content moved to S3 (written first)."""
+    content = item["content"]
+    result = {**item, "content_bytes": len(content.encode("utf-8"))}
+    if payloads.needs_s3(content):
+        assert owner is not None, "the owner's prefix is needed for a large content"
+        result.pop("content")
+        result["payload_key"] = payloads.store(owner, item["session_id"], item["message_id"], content)
+        result["content_preview"] = preview(content)
+    return result
 
 
 def initial_counters(messages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sessions_api import errors, ids, timeutil
 from sessions_api.cursor import CursorCodec
-from sessions_api.dal import keys
+from sessions_api.dal import keys, payloads
 from sessions_api.dal.expressions import Expr
 from sessions_api.dal.messages_repo import MessagesRepo
 from sessions_api.dal.sessions_repo import (
@@ -108,13 +108,20 @@ class Sessions:
         }
         session = {name: value for name, value in session.items() if value is not None}
         created = history.event_item(session_id, "created", caller.user_id, at, title=body.title)
+        stored = [messages.stored(item, caller.user_id) for item in first_messages]
+        # The session never exists if this fails, so no purge would visit a large prompt's object: drop it now.
+        large = [item["payload_key"] for item in stored if "payload_key" in item]
         try:
-            self.repo.create(session, quota=self.settings.max_active_sessions, extra_items=[created, *first_messages])
+            self.repo.create(session, quota=self.settings.max_active_sessions, extra_items=[created, *stored])
         except QuotaExceeded as exc:
+            payloads.discard(large)
             raise errors.SessionQuotaExceeded(
                 f"You have {self.settings.max_active_sessions} open sessions, the most allowed; "
                 "end, cancel or delete one first"
             ) from exc
+        except Exception:
+            payloads.discard(large)
+            raise
         return session_out(session).model_dump(mode="json")
 
     # -- read -----------------------------------------------------------------------------------
