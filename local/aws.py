@@ -22,6 +22,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local import moto_fast
 from local.template import REGION, Stack, create_aws_resources
 
 
@@ -72,6 +73,7 @@ class LocalAws:
 def start_local_aws(stack: Stack) -> LocalAws:
     """A moto server on a free loopback port with the stack's tables and buckets created."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log would drown the gateway's
+    moto_fast.install()
     server = SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

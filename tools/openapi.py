@@ -89,6 +89,23 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**kept[0], **rest} if len(kept) == 1 else {**rest, "anyOf": kept}
 
 
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(node: Any) -> None:
+    """pydantic leaves `ge`/`le` as is on a type with a before-validator (`JsonInt`): spell them as JSON Schema."""
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for short, keyword in _BOUNDS.items():
+                if short in node:
+                    node[keyword] = node.pop(short)
+        for value in node.values():
+            _json_schema_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_schema_bounds(value)
+
+
 def _group(logical_id: str) -> str:
     return logical_id.removesuffix("Function")
 
@@ -145,6 +162,7 @@ def finish(schema: dict[str, Any], specs: list[template.FunctionSpec]) -> dict[s
     for name in list(schemas):
         if f'"#/components/schemas/{name}"' not in unused and name not in ("Problem", "GatewayError"):
             del schemas[name]
+    _json_schema_bounds(schemas)
     components["schemas"] = dict(sorted(schemas.items()))
     ordered = {
         key: document[key] for key in ("openapi", "info", "servers", "security", "tags", "paths") if key in document

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from benchmarks import expiry, harness
+
 from tests.support import Api
 
 BASE = "/api/v1/sessions"

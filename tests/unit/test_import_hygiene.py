@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.support import function_specs
 
 PROBE = """

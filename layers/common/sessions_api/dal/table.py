@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,7 +53,9 @@ def transact(operations: list[dict[str, Any]]) -> None:
         ((kind, body),) = operation.items()
         items.append({kind: {"TableName": table_name(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **body}})
     try:
-        clients.dynamodb().transact_write_items(TransactItems=items)
+        # The token makes botocore's retry of a transaction whose answer was lost (a read timeout)
+        # idempotent, instead of a second run that fails its own conditions.
+        clients.dynamodb().transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
     except ClientError as exc:
         if clients.error_code(exc) != "TransactionCanceledException":
             raise
