@@ -57,10 +57,6 @@ def due_gsi3pk(shard: int) -> str:
     return f"DUE#{shard}"
 
 
-def due_gsi3sk(due_at: str, session_id: str) -> str:
-    return f"{due_at}#{session_id}"
-
-
 def message_key(session_id: str, message_id: str) -> dict[str, str]:
     return {"PK": session_pk(session_id), "SK": MESSAGE_PREFIX + message_id}
 
