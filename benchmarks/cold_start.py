@@ -193,9 +193,8 @@ def _seed_session(endpoint: str) -> str:
 
 
 def run(section: Section) -> None:
-    from tests import support
-
     from local.aws import start_local_aws
+    from tests import support
 
     harness.configure_process()
     aws = start_local_aws(support.stack())

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests import support
-
 from local import template
+from tests import support
 
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

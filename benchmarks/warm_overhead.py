@@ -71,9 +71,8 @@ def _time(call: Callable[[dict[str, Any]], Any], prepared: list[dict[str, Any]])
 def run(section: Section) -> None:
     import os
 
-    from tests import support
-
     from sessions_api.dal import clients
+    from tests import support
 
     harness.configure_process()
     session, our_page, peer_page = _captured()

@@ -53,9 +53,7 @@ class _OneRequestAtATime:
 class SerializedMotoServer(ThreadedMotoServer):
     def _server_entry(self) -> None:
         app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler
-        )
+        self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
 

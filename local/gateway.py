@@ -58,10 +58,7 @@ class Gateway:
         self.api = api
         self.dev_user = dev_user
         self.router = Router(
-            (route, pool)
-            for pool in pools.values()
-            for route in pool.spec.routes
-            if route.api == api.logical_id
+            (route, pool) for pool in pools.values() for route in pool.spec.routes if route.api == api.logical_id
         )
 
     def handle(self, request: Request) -> tuple[Response, str | None]:
@@ -97,10 +94,7 @@ class Gateway:
         # Past 30 s API Gateway answers 503 while the function runs on; locally the worker is stopped then.
         invocation = pool.invoke(event, timeout=min(pool.spec.timeout, API_TIMEOUT_SECONDS))
         if invocation.error is not None:
-            if (
-                invocation.error["errorType"] == "Sandbox.Timedout"
-                and pool.spec.timeout > API_TIMEOUT_SECONDS
-            ):
+            if invocation.error["errorType"] == "Sandbox.Timedout" and pool.spec.timeout > API_TIMEOUT_SECONDS:
                 return gateway_response(503, "Service Unavailable"), function
             return gateway_response(500, "Internal Server Error"), function
         if len(json.dumps(invocation.result)) > MAX_LAMBDA_PAYLOAD_BYTES:
@@ -220,9 +214,7 @@ def _schedule_jobs(pools: Mapping[str, FunctionPool]) -> list[Job]:
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.gateway", description="Serve template.yaml locally."
-    )
+    parser = argparse.ArgumentParser(prog="python -m local.gateway", description="Serve template.yaml locally.")
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state-file", type=Path, help="default: .local/stack.json next to the template")
@@ -258,9 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         for spec in specs
     }
     try:
-        server = GatewayServer(
-            (arguments.host, port), Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user"))
-        )
+        server = GatewayServer((arguments.host, port), Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user")))
     except OSError as error:
         aws.stop()
         sys.exit(f"Cannot listen on {arguments.host}:{port} ({error.strerror}); set PORT to another port.")

@@ -32,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.invoke", description="Invoke one function once.")
     parser.add_argument("function", help="logical id of the function in the template")
     parser.add_argument("event", nargs="?", help="JSON event file, or - for stdin (default: {})")
-    parser.add_argument(
-        "-e", "--event", dest="event_option", metavar="EVENT", help="the same, as sam spells it"
-    )
+    parser.add_argument("-e", "--event", dest="event_option", metavar="EVENT", help="the same, as sam spells it")
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument("--state-file", type=Path, help="default: .local/stack.json next to the template")
     arguments = parser.parse_args(argv)
@@ -48,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     state = read_running_state(arguments.state_file or default_state_file(stack))
     local_aws: LocalAws | None = None
     if state is None:
-        print(
-            "No running `make dev` found: starting a moto server for this invocation only.", file=sys.stderr
-        )
+        print("No running `make dev` found: starting a moto server for this invocation only.", file=sys.stderr)
         local_aws = start_local_aws(stack)
         endpoint = local_aws.endpoint
     else:

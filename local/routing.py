@@ -294,9 +294,7 @@ def is_preflight(request: Request) -> bool:
 
 def with_cors(cors: Cors, request: Request, response: Response) -> Response:
     """The response with API Gateway's CORS headers in place of any the function set."""
-    headers = [
-        (name, value) for name, value in response.headers if not name.lower().startswith("access-control-")
-    ]
+    headers = [(name, value) for name, value in response.headers if not name.lower().startswith("access-control-")]
     origin = _allowed_origin(cors, request.header("origin"))
     if origin is not None:
         headers.append(("access-control-allow-origin", origin))

@@ -105,9 +105,7 @@ def _platform_log(request_id: str, message: str) -> None:
 class Worker:
     """One execution environment: a Python process that has imported the handler."""
 
-    def __init__(
-        self, spec: FunctionSpec, environment: Mapping[str, str], stdout: IO[str] | None = None
-    ) -> None:
+    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], stdout: IO[str] | None = None) -> None:
         if not spec.code_dir.is_dir():
             raise WorkerError(
                 {

@@ -162,8 +162,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.parameters = {
-            name: self._parameter_value(name, spec)
-            for name, spec in (self.template.get("Parameters") or {}).items()
+            name: self._parameter_value(name, spec) for name, spec in (self.template.get("Parameters") or {}).items()
         }
 
     def _parameter_value(self, name: str, spec: dict[str, Any]) -> Any:
@@ -200,9 +199,7 @@ class Stack:
         # Resources SAM generates itself and templates may still reference.
         if logical_id == IMPLICIT_HTTP_API:
             return "AWS::Serverless::HttpApi"
-        if logical_id.endswith("Role") and logical_id[: -len("Role")] in self.resources(
-            "AWS::Serverless::Function"
-        ):
+        if logical_id.endswith("Role") and logical_id[: -len("Role")] in self.resources("AWS::Serverless::Function"):
             return "AWS::IAM::Role"
         raise TemplateError(f"unknown logical id {logical_id!r}")
 
@@ -354,9 +351,7 @@ class Stack:
         return f"local-{resource_type.split('::')[-1].lower()}-{name}-{attribute}"
 
     def _sub(self, argument: Any) -> str:
-        text, variables = (
-            (argument[0], self._resolve(argument[1])) if isinstance(argument, list) else (argument, {})
-        )
+        text, variables = (argument[0], self._resolve(argument[1])) if isinstance(argument, list) else (argument, {})
 
         def substitute(match: re.Match[str]) -> str:
             name = match[1].strip()
@@ -372,17 +367,13 @@ class Stack:
         return _replace_dynamic_references(_SUB_VARIABLE.sub(substitute, text))
 
 
-def load_stack(
-    path: str | os.PathLike[str] = "template.yaml", overrides: Mapping[str, str] | None = None
-) -> Stack:
+def load_stack(path: str | os.PathLike[str] = "template.yaml", overrides: Mapping[str, str] | None = None) -> Stack:
     """The stack of the template at `path`.
 
     `overrides` (default: the process environment) overrides parameters of the same name and, in
     `functions()`, a function's environment variables of the same name.
     """
-    return Stack(
-        load_template(path), Path(path).resolve().parent, os.environ if overrides is None else overrides
-    )
+    return Stack(load_template(path), Path(path).resolve().parent, os.environ if overrides is None else overrides)
 
 
 # --- moto resources ---------------------------------------------------------------------------------
@@ -419,8 +410,7 @@ def _table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
         if properties.get(key):
             # LSIs share the table's throughput, so only GSIs carry their own.
             request[key] = [
-                _index_request(index, provisioned and key == "GlobalSecondaryIndexes")
-                for index in properties[key]
+                _index_request(index, provisioned and key == "GlobalSecondaryIndexes") for index in properties[key]
             ]
     stream = properties.get("StreamSpecification")
     if stream:
@@ -485,9 +475,7 @@ def create_aws_resources(stack: Stack, dynamodb_client: Any, s3_client: Any) -> 
             s3_client.create_bucket(Bucket=name)
         versioning = properties.get("VersioningConfiguration")
         if versioning:
-            s3_client.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": versioning["Status"]}
-            )
+            s3_client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
         rules = (properties.get("LifecycleConfiguration") or {}).get("Rules")
         if rules:
             s3_client.put_bucket_lifecycle_configuration(
@@ -693,10 +681,7 @@ def _schedules(stack: Stack, logical_id: str, events: dict[str, Any]) -> tuple[S
             continue
         properties = stack.resolve(event.get("Properties") or {})
         expression = properties.get("Schedule") or properties.get("ScheduleExpression")
-        enabled = (
-            _as_bool(properties.get("Enabled", True))
-            and _to_str(properties.get("State", "ENABLED")) == "ENABLED"
-        )
+        enabled = _as_bool(properties.get("Enabled", True)) and _to_str(properties.get("State", "ENABLED")) == "ENABLED"
         rule_name = f"{STACK_NAME}-{logical_id}{event_name}"
         schedules.append(
             ScheduleSpec(
@@ -730,14 +715,10 @@ def functions(stack: Stack) -> list[FunctionSpec]:
     for logical_id, properties in _function_properties(stack).items():
         code_uri = stack.resolve(properties.get("CodeUri"))
         if not isinstance(code_uri, str):
-            raise TemplateError(
-                f"{logical_id}: only a local CodeUri directory can run locally, not {code_uri!r}"
-            )
+            raise TemplateError(f"{logical_id}: only a local CodeUri directory can run locally, not {code_uri!r}")
         environment = {
             key: _to_str(value)
-            for key, value in (
-                stack.resolve((properties.get("Environment") or {}).get("Variables")) or {}
-            ).items()
+            for key, value in (stack.resolve((properties.get("Environment") or {}).get("Variables")) or {}).items()
         }
         environment.update({key: stack.overrides[key] for key in environment if key in stack.overrides})
         logging_config = stack.resolve(properties.get("LoggingConfig")) or {}

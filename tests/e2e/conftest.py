@@ -86,9 +86,7 @@ def run_gateway(
                 pytest.fail(f"the gateway did not start:\n{log_file.read_text()}")
             time.sleep(0.05)
         state = json.loads(state_file.read_text())
-        yield RunningGateway(
-            state["gateway_url"], state["aws_endpoint"], state["resources"], state_file, log_file
-        )
+        yield RunningGateway(state["gateway_url"], state["aws_endpoint"], state["resources"], state_file, log_file)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -108,9 +106,7 @@ class GatewayStarter(Protocol):
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayStarter:
     """`with start_gateway(template, {"DEV_USER_ID": ""}) as running:` another gateway, for a stack of a test's own."""
 
-    def start(
-        template: Path, environment: Mapping[str, str] | None = None
-    ) -> AbstractContextManager[RunningGateway]:
+    def start(template: Path, environment: Mapping[str, str] | None = None) -> AbstractContextManager[RunningGateway]:
         return run_gateway(template, tmp_path_factory.mktemp("gateway"), environment)
 
     return start

@@ -247,9 +247,7 @@ def test_without_a_caller_the_authorizer_answers_401(anonymous: RunningGateway) 
     assert response.json() == {"message": "Unauthorized"}
     assert public.status_code == 200
     assert (
-        echo(anonymous, "/items/1", user="bob")["event"]["requestContext"]["authorizer"]["jwt"]["claims"][
-            "sub"
-        ]
+        echo(anonymous, "/items/1", user="bob")["event"]["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
         == "bob"
     )
 
@@ -295,10 +293,7 @@ def test_the_function_runs_with_its_own_environment_layer_and_aws(mini: RunningG
     context = body["context"]
     assert context["function_name"] == "sessions-api-local-Echo"
     assert context["memory_limit_in_mb"] == "256"
-    assert (
-        context["invoked_function_arn"]
-        == "arn:aws:lambda:us-east-1:123456789012:function:sessions-api-local-Echo"
-    )
+    assert context["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:sessions-api-local-Echo"
     assert 0 < context["remaining_ms"] <= 5000
     assert context["aws_request_id"]
 
@@ -324,9 +319,7 @@ def test_results_become_http_responses(mini: RunningGateway) -> None:
     assert binary.content == bytes(range(256))
 
 
-@pytest.mark.parametrize(
-    ("what", "log_line"), [("raise", "[ERROR] ValueError: boom"), ("timeout", "Task timed out")]
-)
+@pytest.mark.parametrize(("what", "log_line"), [("raise", "[ERROR] ValueError: boom"), ("timeout", "Task timed out")])
 def test_a_failed_invocation_is_a_500_and_is_logged(mini: RunningGateway, what: str, log_line: str) -> None:
     with mini.as_user("alice") as client:
         response = client.get(f"/behave/{what}")
@@ -438,9 +431,5 @@ def test_x_dev_user_reaches_the_sessions_function(gateway: RunningGateway) -> No
         session_id = created.json()["session_id"]
 
         assert created.json()["created_by"] == "alice-e2e"
-        assert session_id in [
-            session["session_id"] for session in alice.get("/api/v1/sessions").json()["sessions"]
-        ]
-        assert session_id not in [
-            session["session_id"] for session in bob.get("/api/v1/sessions").json()["sessions"]
-        ]
+        assert session_id in [session["session_id"] for session in alice.get("/api/v1/sessions").json()["sessions"]]
+        assert session_id not in [session["session_id"] for session in bob.get("/api/v1/sessions").json()["sessions"]]

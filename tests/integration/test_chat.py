@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
+
 from tests.conftest import all_items
 from tests.support import Api, load_function
 

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from tools import openapi
 
 from tests.support import Api, function_specs
+from tools import openapi
 
 BASE = "/api/v1"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}

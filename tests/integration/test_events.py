@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.support import EVENTS, Api, route_for
 
 HTTP_EVENTS = sorted(path for path in EVENTS.glob("*.json") if json.loads(path.read_text()).get("version") == "2.0")

@@ -20,6 +20,7 @@ from botocore.exceptions import EndpointConnectionError
 from PIL import Image
 from pptx import Presentation
 from pptx.util import Emu
+
 from tests.conftest import all_items
 from tests.support import Api
 

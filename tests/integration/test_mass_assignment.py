@@ -10,10 +10,10 @@ import re
 from typing import Any
 
 import pytest
-from tools import openapi
 
 from tests.conftest import all_items
 from tests.support import Api
+from tools import openapi
 
 SERVER_OWNED = {
     "created_by": "mallory",

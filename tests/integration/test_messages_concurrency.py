@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from tests.moto_server import moto_server
 
 from sessions_api import errors
 from sessions_api.identity import Caller
@@ -23,6 +22,7 @@ from sessions_api.models.api import CreateSessionIn
 from sessions_api.models.messages import ChatIn, MessageIn
 from sessions_api.providers.local_echo import LocalEchoProvider
 from sessions_api.settings import get_settings
+from tests.moto_server import moto_server
 
 ALICE = Caller("alice")
 WRITERS = 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.support import Api
 
 BASE = "/api/v1/sessions"

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from tests.conftest import all_items
 from tests.support import Api
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from tests.conftest import all_items
 from tests.support import Api
 

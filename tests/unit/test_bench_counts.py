@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from benchmarks import expiry, harness
 
+from benchmarks import expiry, harness
 from tests.support import Api
 
 BASE = "/api/v1/sessions"
@@ -55,6 +55,7 @@ def test_an_expiry_run_reads_what_is_due_not_the_table(api: Api, table: Any, ddb
 def test_langchain_history_rewrites_the_whole_history_on_every_append(aws: None) -> None:
     pytest.importorskip("langchain_community", reason="benchmark-only dependency (benchmarks/requirements.txt)")
     import boto3
+
     from benchmarks.peers import langchain_history
 
     langchain_history.create_table(boto3.client("dynamodb"))

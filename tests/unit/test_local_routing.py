@@ -44,9 +44,7 @@ def matched(router_: Router[str], method: str, path: str) -> str | None:
     return None if match is None else match.target
 
 
-def request(
-    target: str = "/items", method: str = "GET", headers: list[tuple[str, str]] | None = None, **kwargs
-):
+def request(target: str = "/items", method: str = "GET", headers: list[tuple[str, str]] | None = None, **kwargs):
     return Request(method=method, target=target, headers=headers or [("Host", "127.0.0.1:3000")], **kwargs)
 
 
@@ -61,9 +59,7 @@ def event_for(req: Request, key: str = "ANY /items", claims: dict[str, str] | No
 
 def test_routes_are_selected_like_the_api_gateway_documentation_example() -> None:
     # Given the routes of the example in the API Gateway developer guide
-    routes = router(
-        "GET /pets/dog/1", "GET /pets/dog/{id}", "GET /pets/{proxy+}", "ANY /{proxy+}", "$default"
-    )
+    routes = router("GET /pets/dog/1", "GET /pets/dog/{id}", "GET /pets/{proxy+}", "ANY /{proxy+}", "$default")
 
     # Then the most specific one takes each request
     assert matched(routes, "GET", "/pets/dog/1") == "GET /pets/dog/1"
@@ -233,9 +229,7 @@ def test_text_content_type_with_invalid_utf8_is_base64_encoded() -> None:
 
 
 def test_claims_come_from_the_dev_headers_or_the_default_user() -> None:
-    from_header = dev_claims(
-        request(headers=[("X-Dev-User", "bob"), ("X-Dev-Email", "bob@example.com")]), "dev", NOW
-    )
+    from_header = dev_claims(request(headers=[("X-Dev-User", "bob"), ("X-Dev-Email", "bob@example.com")]), "dev", NOW)
     assert from_header is not None
     assert (from_header["sub"], from_header["email"], from_header["iss"]) == (
         "bob",

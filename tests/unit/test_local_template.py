@@ -258,9 +258,7 @@ def test_parameter_outside_allowed_values_is_refused(template_path: Path) -> Non
         load_stack(template_path, overrides={"Stage": "qa"})
 
 
-def test_parameter_overrides_default_to_the_environment(
-    template_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_parameter_overrides_default_to_the_environment(template_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IdleTimeoutMinutes", "2")
     assert load_stack(template_path).parameters["IdleTimeoutMinutes"] == "2"
 
@@ -487,9 +485,7 @@ def test_rate_expressions(expression: str, period: timedelta) -> None:
 )
 def test_cron_expressions(expression: str, after: str, expected: str) -> None:
     moment = datetime.fromisoformat(after).replace(tzinfo=UTC)
-    assert parse_schedule(expression).next_after(moment) == datetime.fromisoformat(expected).replace(
-        tzinfo=UTC
-    )
+    assert parse_schedule(expression).next_after(moment) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -502,9 +498,7 @@ def test_invalid_or_unsupported_schedules_are_refused(expression: str) -> None:
 
 
 def test_scheduled_event_has_the_eventbridge_shape() -> None:
-    event = scheduled_event(
-        "arn:aws:events:us-east-1:123456789012:rule/r", datetime(2024, 1, 15, 3, tzinfo=UTC)
-    )
+    event = scheduled_event("arn:aws:events:us-east-1:123456789012:rule/r", datetime(2024, 1, 15, 3, tzinfo=UTC))
     assert event["detail-type"] == "Scheduled Event"
     assert event["source"] == "aws.events"
     assert event["time"] == "2024-01-15T03:00:00Z"

@@ -24,7 +24,10 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             TableName="t",
             BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
         )
         dynamodb.put_item(TableName="t", Item={"PK": {"S": "a"}, "SK": {"S": "1"}, "n": {"N": "1"}})
         yield dynamodb
@@ -35,11 +38,22 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(client: object) -> 
     with pytest.raises(ClientError, match="TransactionCanceled"):
         client.transact_write_items(  # type: ignore[attr-defined]
             TransactItems=[
-                {"Update": {"TableName": "t", "Key": {"PK": {"S": "a"}, "SK": {"S": "1"}},
-                            "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"PK": {"S": "a"}, "SK": {"S": "1"}},
+                        "UpdateExpression": "SET n = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
                 {"Put": {"TableName": "t", "Item": {"PK": {"S": "b"}, "SK": {"S": "1"}}}},
-                {"ConditionCheck": {"TableName": "t", "Key": {"PK": {"S": "c"}, "SK": {"S": "1"}},
-                                    "ConditionExpression": "attribute_exists(PK)"}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "t",
+                        "Key": {"PK": {"S": "c"}, "SK": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                },
             ]
         )
     # Then the updated item is back and the new one is gone

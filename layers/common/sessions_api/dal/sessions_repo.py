@@ -30,6 +30,15 @@ def status_counter(status: str) -> str:
     return f"s_{status}"
 
 
+def totals(counters: dict[str, Any] | None) -> dict[str, Any]:
+    """`total` and `summary` (sessions by status) of a user, from their counters item."""
+    counters = counters or {}
+    return {
+        "total": int(counters.get("total", 0)),
+        "summary": {str(status): int(counters.get(status_counter(status), 0)) for status in Status},
+    }
+
+
 def status_deltas(old: str | None, new: str | None) -> dict[str, int]:
     """Counter changes when a session moves from `old` to `new` status (None: not counted)."""
     deltas: dict[str, int] = {}

@@ -17,14 +17,14 @@ from sessions_api.dal.sessions_repo import (
     QuotaExceeded,
     SessionsRepo,
     WriteRefused,
-    status_counter,
     status_deltas,
+    totals,
     visible,
 )
 from sessions_api.identity import Caller
 from sessions_api.logic import access, activity, guard, history, messages
 from sessions_api.models.api import CreateSessionIn, UpdateSessionIn
-from sessions_api.models.entities import SessionType, Status, plain, session_out
+from sessions_api.models.entities import SessionType, Status, session_out
 from sessions_api.settings import Settings
 
 MESSAGES_EMBED_LIMIT = 100
@@ -162,16 +162,15 @@ class Sessions:
         )
         now_epoch = timeutil.now().timestamp()  # a session past its TTL is gone, though DynamoDB lags
         items = [item for item in page.items[skip:] if visible(item, now_epoch)]
-        counters = plain((page.counters if start_key is None else self.repo.counters(caller.user_id)) or {})
+        counters = page.counters if start_key is None else self.repo.counters(caller.user_id)
         return {
             "sessions": [session_out(item).model_dump(mode="json") for item in items],
             "count": len(items),
-            "total": counters.get("total", 0),
             "next_cursor": (
                 self.cursors.encode(page.next_key, user=caller.user_id, scope=query.scope()) if page.next_key else None
             ),
             "has_more": page.next_key is not None,
-            "summary": {str(status): counters.get(status_counter(status), 0) for status in Status},
+            **totals(counters),
         }
 
     @staticmethod

@@ -16,7 +16,7 @@ from sessions_api import errors, ids, timeutil
 from sessions_api.cursor import CursorCodec
 from sessions_api.dal import keys
 from sessions_api.dal.expressions import Expr
-from sessions_api.dal.sessions_repo import SessionsRepo, visible
+from sessions_api.dal.sessions_repo import SessionsRepo, totals, visible
 from sessions_api.dal.shares_repo import SharesRepo
 from sessions_api.identity import Caller
 from sessions_api.logic import access, activity, guard, history, paging
@@ -217,20 +217,31 @@ class Sharing:
         eligible = [(position, sid) for position, sid in positions if position >= horizon]
         page = eligible[:limit]
         has_more = bool(page) and (len(eligible) > limit or any(s.more for s in streams))
-        sessions = self._confirmed(caller, page)
+        sessions, counters = self._confirmed(caller, page)
         next_cursor = (
             self.cursors.encode({"before": page[-1][0]}, user=caller.user_id, scope=SHARED_SCOPE) if has_more else None
         )
-        return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor, "has_more": has_more}
+        return {
+            "sessions": sessions,
+            "count": len(sessions),
+            "next_cursor": next_cursor,
+            "has_more": has_more,
+            **totals(counters),  # the caller's own sessions, as the contract defines them for every listing
+        }
 
-    def _confirmed(self, caller: Caller, page: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    def _confirmed(
+        self, caller: Caller, page: list[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The page's live sessions, and the caller's counters read in the same batch."""
+
         def share_keys(sid: str) -> list[dict[str, str]]:
             mine = [keys.share_key(sid, "user", caller.user_id)]
             return mine + ([keys.share_key(sid, "email", caller.email)] if caller.email else [])
 
         session_ids = list(dict.fromkeys(sid for _, sid in page))
-        wanted = [key for sid in session_ids for key in (keys.session_key(sid), *share_keys(sid))]
-        found = {(item["PK"], item["SK"]): item for item in self.shares.get_many(wanted)} if wanted else {}
+        counters_key = keys.counters_key(caller.user_id)
+        wanted = [counters_key, *(key for sid in session_ids for key in (keys.session_key(sid), *share_keys(sid)))]
+        found = {(item["PK"], item["SK"]): item for item in self.shares.get_many(wanted)}
         now = timeutil.now()
         now_iso, now_epoch = timeutil.iso(now), now.timestamp()
         listed = []
@@ -250,4 +261,4 @@ class Sharing:
                     "share_expires_at": best.get("expires_at"),
                 }
             )
-        return listed
+        return listed, found.get((counters_key["PK"], counters_key["SK"]))

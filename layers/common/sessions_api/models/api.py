@@ -64,12 +64,10 @@ class CleanupOut(BaseModel):
 class SessionList(BaseModel):
     sessions: list[SessionOut]
     count: int
-    total: int | None = Field(default=None, description="The caller's own sessions (not with `shared=true`)")
+    total: int = Field(description="The caller's own sessions, whatever the filters")
     next_cursor: str | None
     has_more: bool
-    summary: dict[Status, int] | None = Field(
-        default=None, description="The caller's own sessions by status (not with `shared=true`)"
-    )
+    summary: dict[Status, int] = Field(description="The caller's own sessions counted by status")
 
 
 class SessionWithMessages(SessionOut):
