@@ -340,3 +340,15 @@ def test_a_refused_create_leaves_no_large_prompt_behind(api: Api, monkeypatch: p
         monkeypatch.delenv("MAX_ACTIVE_SESSIONS")
         get_settings.cache_clear()
         app.sessions.cache_clear()
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300, 1e-200, 2**60])
+def test_numbers_dynamodb_cannot_store_are_refused(api: Api, table: Any, value: float) -> None:
+    before = all_items(table)
+    _problem(api("POST", BASE, body={"preferences": {"x": value}}), 422, "validation_error")
+    assert all_items(table) == before
+
+
+def test_ordinary_preference_numbers_round_trip(api: Api) -> None:
+    session = api.create_session(preferences={"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True})
+    assert session["preferences"] == {"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True}

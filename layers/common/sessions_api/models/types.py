@@ -96,12 +96,21 @@ ModelId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_utf8), _TEXT_SCHEMA]
 MetadataValue = Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16, json_schema_extra=_keys_as_property_names)]
+def _storable_float(value: float) -> float:
+    # DynamoDB numbers stop at 38 digits and 1e-130: a float too close to zero cannot be stored exactly.
+    if value != 0 and abs(value) < 1e-100:
+        raise ValueError("must be 0 or at least 1e-100 in magnitude")
+    return value
+
+
+# Numbers a client may store freely, within what JavaScript and DynamoDB both keep exactly.
+_SAFE_INTEGER = 2**53 - 1
 PreferenceValue = (
     Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
     # No lax numbers: in a union, a lax int would turn a too-long "000…0" into 0 rather than refuse it.
     | StrictBool
-    | JsonInt
-    | JsonFloat
+    | Annotated[JsonInt, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER)]
+    | Annotated[JsonFloat, Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
     | None
 )
 Preferences = Annotated[
