@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StringConstraints,
     WithJsonSchema,
 )
@@ -110,7 +111,8 @@ PreferenceValue = (
     # No lax numbers: in a union, a lax int would turn a too-long "000…0" into 0 rather than refuse it.
     | StrictBool
     | Annotated[JsonInt, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER)]
-    | Annotated[JsonFloat, Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
+    # Strict: an integer too large for the branch above must not slip through as an inexact float.
+    | Annotated[StrictFloat, Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
     | None
 )
 Preferences = Annotated[
