@@ -13,7 +13,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StringConstraints,
     WithJsonSchema,
 )
@@ -97,6 +96,15 @@ ModelId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_utf8), _TEXT_SCHEMA]
 MetadataValue = Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16, json_schema_extra=_keys_as_property_names)]
+
+
+def _written_as_float(value: Any) -> Any:
+    # An integer too large for the integer branch must not slip through as an inexact float.
+    if not isinstance(value, float):
+        raise ValueError("must be a number with a fraction or exponent")
+    return value
+
+
 def _storable_float(value: float) -> float:
     # DynamoDB numbers stop at 38 digits and 1e-130: a float too close to zero cannot be stored exactly.
     if value != 0 and abs(value) < 1e-100:
@@ -111,8 +119,7 @@ PreferenceValue = (
     # No lax numbers: in a union, a lax int would turn a too-long "000…0" into 0 rather than refuse it.
     | StrictBool
     | Annotated[JsonInt, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER)]
-    # Strict: an integer too large for the branch above must not slip through as an inexact float.
-    | Annotated[StrictFloat, Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
+    | Annotated[float, BeforeValidator(_written_as_float), Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
     | None
 )
 Preferences = Annotated[
