@@ -25,7 +25,7 @@ invoke: $(STAMP) ## run one function with an event file: make invoke FN=Sessions
 	ModelProvider=local $(BIN)/python -m local.invoke $(FN) $(EVENT)
 
 test: $(STAMP) ## unit, integration and end-to-end tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/integration
