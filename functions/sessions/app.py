@@ -28,7 +28,7 @@ from sessions_api.models.api import (
 )
 from sessions_api.models.entities import SessionOut, SessionType, Status
 from sessions_api.models.lifecycle import HistoryOut, MetricsOut, ResultsIn, ResultsOut, TransitionIn
-from sessions_api.models.types import Moment
+from sessions_api.models.types import Moment, Title
 from sessions_api.observability import instrument
 from sessions_api.settings import get_settings
 
@@ -158,9 +158,7 @@ def get_session(
 def update_session(
     session_id: SessionIdPath,
     body: Annotated[UpdateSessionIn | None, Body()] = None,
-    title: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="renames, for clients of the older API")
-    ] = None,
+    title: Annotated[Title | None, Query(description="renames, for clients of the older API")] = None,
     if_match: http.IfMatch = None,
 ):
     changes = body.model_dump(exclude_unset=True) if body else {}

@@ -352,3 +352,11 @@ def test_numbers_dynamodb_cannot_store_are_refused(api: Api, table: Any, value: 
 def test_ordinary_preference_numbers_round_trip(api: Api) -> None:
     session = api.create_session(preferences={"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True})
     assert session["preferences"] == {"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True}
+
+
+@pytest.mark.parametrize("title", ["two\nlines", " ", "x" * 201])
+def test_a_bad_title_in_the_query_is_refused_like_one_in_the_body(api: Api, table: Any, title: str) -> None:
+    session = api.create_session()
+    before = all_items(table)
+    _problem(api("PATCH", f"{BASE}/{session['session_id']}", query={"title": title}), 422, "validation_error")
+    assert all_items(table) == before
