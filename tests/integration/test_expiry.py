@@ -246,7 +246,8 @@ def test_a_run_stops_at_its_time_budget_and_the_next_continues(api: Api, table: 
 
     first = run(running_out)
     # Then it stops cleanly, says what it left, and the next run finishes the work
-    assert not first.finished and 0 < first.expired < 30 and first.backlog > 0
+    # (its backlog counts the due sessions it had read but left: none when it stopped between two pages)
+    assert not first.finished and 0 < first.expired < 30 and first.backlog <= 30 - first.expired
     assert_counters_exact(table, "alice")
     second = run()
     assert second.finished and first.expired + second.expired == 30
