@@ -44,7 +44,8 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         try:
             table_name, key = _item_key(self, kind, operation)
             current = self.get_item(table_name, key)
-        except Exception:  # noqa: S112 - a malformed operation: moto's own call reports it
+        # A malformed operation: moto's own call below reports it.
+        except Exception:  # noqa: S112  # nosec B112
             continue
         saved.append((table_name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
     try:
