@@ -19,8 +19,10 @@ def page(session_id: str, prefix: str, *, limit: int, start_key: dict[str, Any] 
     }
     if start_key:
         request["ExclusiveStartKey"] = start_key
-    items = table.query(**request)["Items"]
+    response = table.query(**request)
+    items = response["Items"]
     if len(items) > limit:
         items = items[:limit]
         return Page(items=items, next_key={"PK": items[-1]["PK"], "SK": items[-1]["SK"]})
-    return Page(items=items, next_key=None)
+    # A query stops at 1 MB read: its LastEvaluatedKey is where the next page starts, never the end.
+    return Page(items=items, next_key=response.get("LastEvaluatedKey"))

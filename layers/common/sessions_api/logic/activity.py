@@ -36,3 +36,10 @@ def require_writable(expr: Expr) -> Expr:
     status = expr.name("status")
     allowed = ", ".join(expr.value(str(value)) for value in sorted(WRITABLE_STATUSES))
     return expr.when(f"{status} IN ({allowed})")
+
+
+def require_version(expr: Expr, if_match: int | None) -> Expr:
+    """`If-Match`: the write applies only to the version the client last read."""
+    if if_match is not None:
+        expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
+    return expr

@@ -209,8 +209,7 @@ class Lifecycle:
     @staticmethod
     def _owned(caller: Caller, if_match: int | None) -> Expr:
         expr = owner_condition(Expr(), caller.user_id)
-        if if_match is not None:
-            expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
+        activity.require_version(expr, if_match)
         return expr
 
     def _owned_current(self, caller: Caller, session_id: str, refused: WriteRefused) -> dict[str, Any]:

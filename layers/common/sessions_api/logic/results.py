@@ -76,8 +76,7 @@ class Results:
             moment = timeutil.now()
 
             def write(expr: Expr) -> Expr:
-                if if_match is not None:
-                    expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
+                activity.require_version(expr, if_match)
                 return activity.touch(expr, session_id, moment)
 
             guard.write_session(

@@ -214,8 +214,7 @@ class Sessions:
             if "title" in changes:
                 expr.set("title_lower", changes["title"].lower())
             expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
-            if if_match is not None:
-                expr.when(f"{expr.name('version')} = {expr.value(if_match)}")
+            activity.require_version(expr, if_match)
             return activity.touch(expr, session_id, moment)
 
         guard.write_session(
