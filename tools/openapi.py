@@ -144,6 +144,9 @@ def finish(schema: dict[str, Any], specs: list[template.FunctionSpec]) -> dict[s
             tags.update(operation["tags"])
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _without_null(parameter.get("schema", {}))
+            # An optional body is omitted, never `null` (`http._check_json` refuses a null body).
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                media["schema"] = _without_null(media.get("schema", {}))
             authorized = route.authorizer is not None
             if not authorized:
                 operation["security"] = []

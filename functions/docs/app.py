@@ -83,7 +83,7 @@ def asset(name: str) -> tuple[bytes, str]:
 
 
 def cached(content: bytes | str, content_type: str, tag: str, cache_control: str, **headers: str) -> Response:
-    if http.header(app, "If-None-Match") == tag:
+    if http.not_modified(http.header(app, "If-None-Match"), tag):
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": cache_control})
     return Response(
         status_code=200,

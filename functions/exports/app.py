@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
+from sessions_api.logic import access, guard
 from sessions_api.logic.exports import Exports, format_from_accept
 from sessions_api.models.decks import ExportFormat, ExportIn, ExportList, ExportOut
 from sessions_api.observability import instrument
@@ -57,9 +58,11 @@ def create_export(
 ):
     export_format = _format(body.format if body else None, format, accept)
     caller = http.caller(app)
-    summary = idempotency.run_once(
+    summary = guard.once(
+        caller,
+        access.Action.EXPORT,
+        session_id=session_id,
         operation="create_export",
-        user=caller.user_id,
         key=idempotency_key,
         body={"session_id": session_id, "format": str(export_format)},
         produce=lambda: exports().create(caller, session_id, export_format),
@@ -87,7 +90,7 @@ def download_export(session_id: SessionIdPath, format: FormatQuery = None, accep
 def list_exports(
     session_id: SessionIdPath,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: http.Cursor = None,
 ):
     return http.json_response(200, exports().list(http.caller(app), session_id, limit=limit, cursor=cursor))
 

@@ -10,10 +10,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
+from sessions_api.logic import access, guard
 from sessions_api.logic.chat import Chat
 from sessions_api.logic.conversation import Conversation
 from sessions_api.models.messages import (
     AppendIn,
+    AppendOut,
     ChatIn,
     ChatOut,
     MessageBatchIn,
@@ -46,12 +48,14 @@ def chat_service() -> Chat:
     responses={
         201: {
             "description": "The message, or `{messages: [...]}` for a batch",
-            "content": {"application/json": {"model": MessageOut}},
+            "content": {"application/json": {"model": AppendOut}},
         },
         **http.problems(409),
     },
 )
-def append_messages(session_id: SessionIdPath, body: Annotated[AppendIn, Body()]):
+def append_messages(
+    session_id: SessionIdPath, body: Annotated[AppendIn, Body()], idempotency_key: http.IdempotencyKey = None
+):
     caller = http.caller(app)
     batch = isinstance(body, MessageBatchIn)
     incoming = body.messages if isinstance(body, MessageBatchIn) else [body]
@@ -60,10 +64,12 @@ def append_messages(session_id: SessionIdPath, body: Annotated[AppendIn, Body()]
         stored = conversation().append(caller, session_id, incoming)
         return {"messages": stored} if batch else stored[0]
 
-    result = idempotency.run_once(
-        operation=f"append_messages:{session_id}",
-        user=caller.user_id,
-        key=http.header(app, "Idempotency-Key"),
+    result = guard.once(
+        caller,
+        access.Action.WRITE,
+        session_id=session_id,
+        operation="append_messages",
+        key=idempotency_key,
         body=body.model_dump(mode="json"),
         produce=produce,
     )
@@ -78,7 +84,7 @@ def append_messages(session_id: SessionIdPath, body: Annotated[AppendIn, Body()]
 def list_messages(
     session_id: SessionIdPath,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: http.Cursor = None,
     order: Annotated[
         Literal["asc", "desc"], Query(description="`asc` oldest first (default), `desc` newest first")
     ] = "asc",

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
+from sessions_api.logic import access, guard
 from sessions_api.logic.lifecycle import Action as LifecycleAction
 from sessions_api.logic.lifecycle import Lifecycle
 from sessions_api.logic.results import Results
@@ -79,9 +80,11 @@ def session_response(status: int, session: dict[str, Any], **headers: str):
 def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idempotency_key: http.IdempotencyKey = None):
     caller = http.caller(app)
     request = body or CreateSessionIn()
-    result = idempotency.run_once(
+    result = guard.once(
+        caller,
+        access.Action.READ,
+        session_id=None,
         operation="create_session",
-        user=caller.user_id,
         key=idempotency_key,
         body=request.model_dump(mode="json"),
         produce=lambda: sessions().create(caller, request),
@@ -92,7 +95,7 @@ def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idemp
 @app.get(BASE, responses={200: {"description": "A page", "content": {"application/json": {"model": SessionList}}}})
 def list_sessions(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: http.Cursor = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[Status | None, Query()] = None,
     session_type: Annotated[SessionType | None, Query()] = None,
@@ -146,7 +149,7 @@ def get_session(
 ):
     session = sessions().get(http.caller(app), session_id, include_messages=include == "messages")
     tag = http.etag(session["version"])
-    if include is None and if_none_match == tag:
+    if include is None and http.not_modified(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     return session_response(200, session)
 
@@ -182,43 +185,51 @@ TRANSITION_RESPONSES = {
 }
 
 
-def _transition(session_id: str, action: LifecycleAction, body: TransitionIn | None):
+def _transition(session_id: str, action: LifecycleAction, body: TransitionIn | None, if_match: str | None):
     session = lifecycle().transition(
         http.caller(app),
         session_id,
         action,
         reason=body.reason if body else None,
-        if_match=http.if_match_version(app),
+        if_match=http.parse_if_match(if_match),
     )
     return session_response(200, session)
 
 
 @app.post(f"{BASE}/<session_id>/cancel", responses=TRANSITION_RESPONSES)
-def cancel_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
-    return _transition(session_id, LifecycleAction.CANCEL, body)
+def cancel_session(
+    session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None, if_match: http.IfMatch = None
+):
+    return _transition(session_id, LifecycleAction.CANCEL, body, if_match)
 
 
 @app.post(f"{BASE}/<session_id>/pause", responses=TRANSITION_RESPONSES)
-def pause_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
-    return _transition(session_id, LifecycleAction.PAUSE, body)
+def pause_session(
+    session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None, if_match: http.IfMatch = None
+):
+    return _transition(session_id, LifecycleAction.PAUSE, body, if_match)
 
 
 @app.post(f"{BASE}/<session_id>/resume", responses=TRANSITION_RESPONSES)
-def resume_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
-    return _transition(session_id, LifecycleAction.RESUME, body)
+def resume_session(
+    session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None, if_match: http.IfMatch = None
+):
+    return _transition(session_id, LifecycleAction.RESUME, body, if_match)
 
 
 @app.post(f"{BASE}/<session_id>/end", responses=TRANSITION_RESPONSES)
-def end_session(session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None):
-    return _transition(session_id, LifecycleAction.END, body)
+def end_session(
+    session_id: SessionIdPath, body: Annotated[TransitionIn | None, Body()] = None, if_match: http.IfMatch = None
+):
+    return _transition(session_id, LifecycleAction.END, body, if_match)
 
 
 @app.put(
     f"{BASE}/<session_id>/results",
     responses={200: {"description": "Stored", "content": {"application/json": {"model": ResultsOut}}}},
 )
-def put_results(session_id: SessionIdPath, body: Annotated[ResultsIn, Body()]):
-    stored = results().put(http.caller(app), session_id, body, if_match=http.if_match_version(app))
+def put_results(session_id: SessionIdPath, body: Annotated[ResultsIn, Body()], if_match: http.IfMatch = None):
+    stored = results().put(http.caller(app), session_id, body, if_match=http.parse_if_match(if_match))
     return http.json_response(200, stored)
 
 
@@ -259,7 +270,7 @@ def get_metrics(session_id: SessionIdPath):
 def get_history(
     session_id: SessionIdPath,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: http.Cursor = None,
     order: Annotated[Literal["asc", "desc"], Query(description="`asc` (oldest first, default) or `desc`")] = "asc",
 ):
     page = timeline().page(http.caller(app), session_id, limit=limit, cursor=cursor, descending=order == "desc")

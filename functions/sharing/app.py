@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
+from sessions_api.logic import access, guard
 from sessions_api.logic.comments import Comments
 from sessions_api.logic.sharing import Sharing
 from sessions_api.models.sharing import CommentIn, CommentList, CommentOut, ShareIn, ShareList, ShareOut
@@ -20,7 +21,6 @@ app = http.create_app()
 BASE = "/api/v1/sessions"
 SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=4096)]
 
 
 @cache
@@ -45,9 +45,11 @@ def share_session(
 ):
     caller = http.caller(app)
     session_url = f"{http.api_url(app, get_settings().api_base_path)}/sessions/{session_id}"
-    result = idempotency.run_once(
-        operation=f"share:{session_id}",
-        user=caller.user_id,
+    result = guard.once(
+        caller,
+        access.Action.MANAGE,
+        session_id=session_id,
+        operation="share",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
         produce=lambda: sharing().share(caller, session_id, body, session_url=session_url),
@@ -59,7 +61,7 @@ def share_session(
     f"{BASE}/<session_id>/shares",
     responses={200: {"description": "Who has access", "content": {"application/json": {"model": ShareList}}}},
 )
-def list_shares(session_id: SessionIdPath, limit: Limit = 50, cursor: Cursor = None):
+def list_shares(session_id: SessionIdPath, limit: Limit = 50, cursor: http.Cursor = None):
     return http.json_response(200, sharing().grants(http.caller(app), session_id, limit=limit, cursor=cursor))
 
 
@@ -80,9 +82,11 @@ def create_comment(
     session_id: SessionIdPath, body: Annotated[CommentIn, Body()], idempotency_key: http.IdempotencyKey = None
 ):
     caller = http.caller(app)
-    result = idempotency.run_once(
-        operation=f"comment:{session_id}",
-        user=caller.user_id,
+    result = guard.once(
+        caller,
+        access.Action.COMMENT,
+        session_id=session_id,
+        operation="comment",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
         produce=lambda: comments().create(caller, session_id, body),
@@ -94,7 +98,7 @@ def create_comment(
     f"{BASE}/<session_id>/comments",
     responses={200: {"description": "Oldest first", "content": {"application/json": {"model": CommentList}}}},
 )
-def list_comments(session_id: SessionIdPath, limit: Limit = 50, cursor: Cursor = None):
+def list_comments(session_id: SessionIdPath, limit: Limit = 50, cursor: http.Cursor = None):
     return http.json_response(200, comments().list(http.caller(app), session_id, limit=limit, cursor=cursor))
 
 

@@ -33,7 +33,7 @@ def deck_response(status: int, deck: dict[str, Any]):
 def get_deck(session_id: SessionIdPath, if_none_match: http.IfNoneMatch = None):
     deck = decks().get(http.caller(app), session_id)
     tag = http.etag(deck["version"])
-    if if_none_match == tag:
+    if http.not_modified(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     return deck_response(200, deck)
 

@@ -93,6 +93,32 @@ def test_an_idle_session_expires_and_stays_readable(api: Api, table: Any, clock:
     assert run().expired == 0
 
 
+@pytest.mark.parametrize("minutes", [90, None], ids=["90 minutes", "the default"])
+def test_a_session_expires_its_idle_timeout_after_its_last_write_not_before(
+    api: Api, table: Any, clock: Clock, minutes: int | None
+) -> None:
+    # Given a session with a timeout other than the tests' usual minute (and one with the default)
+    timeout = minutes or get_settings().idle_timeout_minutes
+    session = api.create_session(**({"idle_timeout_minutes": minutes} if minutes else {}))
+    session_id = session["session_id"]
+    due = timeutil.epoch_seconds(timeutil.parse(session["created_at"])) + timeout * 60
+    assert session_item(table, session_id)["GSI3SK"] == due
+    assert session["expires_at"] == timeutil.iso(timeutil.plus(timeutil.parse(session["created_at"]), minutes=timeout))
+    # When it is written to halfway through, its due time moves to a full timeout after that write
+    clock.advance(minutes=timeout / 2)
+    appended = api("POST", f"{BASE}/{session_id}/messages", body={"role": "user", "content": "still here"})
+    assert appended.status == 201
+    rearmed = timeutil.epoch_seconds(timeutil.parse(appended.body["created_at"])) + timeout * 60
+    assert session_item(table, session_id)["GSI3SK"] == rearmed
+    # Then a second before that it is still active, and a second after it the run expires it
+    clock.advance(minutes=timeout, seconds=-2)
+    assert run().expired == 0
+    assert api("GET", f"{BASE}/{session_id}").body["status"] == "active"
+    clock.advance(seconds=3)
+    assert run().expired == 1
+    assert api("GET", f"{BASE}/{session_id}").body["status"] == "expired"
+
+
 def test_a_paused_session_expires_a_completed_one_never(api: Api, table: Any, clock: Clock) -> None:
     paused, completed = idle_session(api), idle_session(api)
     api("POST", f"{BASE}/{paused}/pause")

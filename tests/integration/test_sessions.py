@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from sessions_api.dal import keys
 from tests.conftest import all_items
 from tests.support import Api
 
@@ -349,9 +351,14 @@ def test_numbers_dynamodb_cannot_store_are_refused(api: Api, table: Any, value: 
     assert all_items(table) == before
 
 
-def test_ordinary_preference_numbers_round_trip(api: Api) -> None:
-    session = api.create_session(preferences={"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True})
-    assert session["preferences"] == {"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True}
+def test_ordinary_preference_numbers_round_trip(api: Api, table: Any) -> None:
+    preferences = {"temperature": 0.7, "max": 4096, "tiny": 1e-50, "on": True}
+    session = api.create_session(preferences=preferences)
+    assert session["preferences"] == preferences
+    # What was stored reads back the same, and the item holds the exact numbers (not strings or rounded)
+    assert api("GET", f"{BASE}/{session['session_id']}").body["preferences"] == preferences
+    stored = table.get_item(Key=keys.session_key(session["session_id"]))["Item"]["preferences"]
+    assert stored == {"temperature": Decimal("0.7"), "max": 4096, "tiny": Decimal("1E-50"), "on": True}
 
 
 @pytest.mark.parametrize("title", ["two\nlines", " ", "x" * 201])

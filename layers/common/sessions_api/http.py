@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sessions_api import errors, timeutil
@@ -25,6 +25,8 @@ PROBLEM_TYPE_BASE = "https://errors.sessions-api.dev/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 JSON_CONTENT_TYPE = "application/json"
 MAX_BODY_BYTES = 1024 * 1024
+# Deeper JSON than any real request needs; past ~255 levels pydantic's serializer gives up (a 500).
+MAX_BODY_DEPTH = 64
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # A JSON string escape of a UTF-16 surrogate: only then can a parsed body hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -34,8 +36,20 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="A retry with the same key and body returns the first response and creates nothing new",
+        description="A retry with the same key and body returns the first response and creates nothing new; "
+        "1 to 255 printable ASCII characters",
+        pattern=r"^[\x20-\x7e]{1,255}$",
         examples=["5f0c1c1e-6d0b-4b8f-9a57-1f7f6f0d2a43"],
+    ),
+]
+# The pattern is documented, not enforced by validation: a cursor that is not one is `400 bad_request`.
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=4096,
+        description="`next_cursor` of the previous page (empty: the first page): opaque, signed, for the same listing "
+        "and caller only",
+        json_schema_extra={"pattern": r"^([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?$"},
     ),
 ]
 # No pattern on these: a tag this API never issued is a stale one (If-Match: 412; If-None-Match: no match).
@@ -294,19 +308,58 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 leaves duplicate names undefined (parsers keep the first or the last): refuse the ambiguity.
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        names = [name for name, _ in pairs]
+        raise _DuplicateKey(next(name for name in names if names.count(name) > 1))
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply objects and arrays nest in parsed JSON (walked without recursion)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def _check_json(text: str) -> None:
     """Refuse what json.loads would choke on later, or let through only to fail deeper (a 500)."""
+    too_deep = errors.validation_error("body", f"the body nests more than {MAX_BODY_DEPTH} levels deep")
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_object_without_duplicates,
+        )
     except RecursionError as exc:
-        raise errors.BadRequest("The body nests too deeply") from exc
+        raise too_deep from exc
+    except _DuplicateKey as exc:
+        raise errors.validation_error("body", f"the key {exc.name!r} appears more than once in one object") from exc
     except ValueError as exc:
         # Malformed JSON, NaN/Infinity, a float out of range, or an integer over Python's digit limit.
         raise errors.BadRequest(f"The body is not valid JSON: {str(exc)[:120]}") from exc
+    if _depth(data) > MAX_BODY_DEPTH:
+        raise too_deep
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
         raise errors.validation_error("body", "text must be valid Unicode (no lone surrogates)")
-    if data is not None and not isinstance(data, dict):
-        # Every body of this API is an object; Powertools would let an array through to an optional body.
+    if not isinstance(data, dict):
+        # Every body of this API is an object (`null` too is refused: send no body, or `{}`); Powertools would
+        # let an array or a null through to an optional body.
         raise errors.validation_error("body", "the body must be a JSON object", "model_type")
 
 
@@ -374,19 +427,32 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_version(app: APIGatewayHttpResolver) -> int | None:
-    """The version an `If-Match` header demands; None when absent or `*`."""
-    return parse_if_match(header(app, "If-Match"))
+# A version is a DynamoDB number we count up from 1: never more digits than this (and int() of more is slow).
+_MAX_VERSION_DIGITS = 18
+
+
+def _tags(value: str) -> list[str]:
+    """The entity tags of an `If-Match`/`If-None-Match` list (RFC 9110), weak ones compared by their value."""
+    return [tag.strip().removeprefix("W/").strip('"') for tag in value.split(",")]
 
 
 def parse_if_match(value: str | None) -> int | None:
     """The version an `If-Match` value demands; None when absent or `*`."""
     if value is None or value.strip() == "*":
         return None
-    tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise errors.PreconditionFailed(f"If-Match {value!r} matches no version of this resource")
+    tag = _tags(value)[0]
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= _MAX_VERSION_DIGITS):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise errors.PreconditionFailed(f"If-Match {shown!r} matches no version of this resource")
     return int(tag)
+
+
+def not_modified(if_none_match: str | None, tag: str) -> bool:
+    """`If-None-Match` names the current `tag` (or is `*`): answer 304."""
+    if if_none_match is None:
+        return False
+    current = tag.strip('"')
+    return if_none_match.strip() == "*" or current in _tags(if_none_match)
 
 
 def api_url(app: APIGatewayHttpResolver, base_path: str) -> str:

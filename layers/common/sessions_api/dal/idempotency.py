@@ -1,4 +1,9 @@
-"""`Idempotency-Key` support: Powertools Idempotency, its records kept in the sessions table."""
+"""`Idempotency-Key` support: Powertools Idempotency, its records kept in the sessions table.
+
+A record of a request on a session lives in that session's partition, so it is purged with the session
+and never outlives the data it holds; a create's record (no session yet) is tied to the session it
+made by a pointer item in the new partition (`pointer_item`), which the purge follows.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from sessions_api import errors
-from sessions_api.dal import clients
+from sessions_api.dal import clients, keys
 from sessions_api.settings import get_settings
 
 RECORD_TTL_SECONDS = 24 * 3600
@@ -29,13 +34,17 @@ _config = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
 )
 _pending: ContextVar[Callable[[], dict[str, Any]]] = ContextVar("pending_idempotent_call")
+_scope: ContextVar[str | None] = ContextVar("idempotency_scope", default=None)
+_record_id: ContextVar[str | None] = ContextVar("idempotency_record_id", default=None)
 
 
 class _SessionsTablePersistence(DynamoDBPersistenceLayer):
-    """One partition per record (Powertools' sort-key mode would put every record in one hot partition)."""
+    """Records keyed by `keys.idempotency_record_key`: in the request's session, or one partition each."""
 
     def _get_key(self, idempotency_key: str) -> dict[str, Any]:
-        return {"PK": {"S": f"IDEMPOTENCY#{idempotency_key}"}, "SK": {"S": "IDEMPOTENCY"}}
+        _record_id.set(idempotency_key)
+        key = keys.idempotency_record_key(idempotency_key, _scope.get())
+        return {name: {"S": value} for name, value in key.items()}
 
 
 @cache
@@ -61,19 +70,47 @@ def register_context(context: Any) -> None:
     _config.register_lambda_context(context)
 
 
+def pointer_item(session_id: str, now_epoch: int) -> dict[str, Any] | None:
+    """While a create runs under a key: the item that ties the key's record to the new session."""
+    record_id = _record_id.get()
+    if record_id is None or _scope.get() is not None:
+        return None
+    return {
+        **keys.idempotency_pointer_key(session_id, record_id),
+        "type": "idempotency_pointer",
+        "ttl": now_epoch + RECORD_TTL_SECONDS,
+    }
+
+
 def run_once(
-    *, operation: str, user: str, key: str | None, body: Any, produce: Callable[[], dict[str, Any]]
-) -> dict[str, Any]:
-    """`produce()` once per (user, operation, key); a retry gets the first result back."""
+    *,
+    operation: str,
+    user: str,
+    key: str | None,
+    body: Any,
+    session_id: str | None,
+    produce: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """`produce()` once per (user, operation, key) → (result, replayed): a retry gets the first result back.
+
+    `session_id`: the session the request acts on (its record is kept, and purged, with it). The key's
+    shape was checked at the edge (`http.IdempotencyKey`).
+    """
     if key is None:
+        return produce(), False
+    produced = False
+
+    def produce_once() -> dict[str, Any]:
+        nonlocal produced
+        produced = True
         return produce()
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise errors.validation_error("header.Idempotency-Key", "must be 1 to 255 printable characters")
-    token = _pending.set(produce)
+
+    tokens = (_pending.set(produce_once), _scope.set(session_id), _record_id.set(None))
     try:
-        return _idempotent_execute(clients.dynamodb_wire())(
+        result = _idempotent_execute(clients.dynamodb_wire())(
             request={"user": user, "operation": operation, "key": key, "body": body}
         )
+        return result, not produced
     except IdempotencyValidationError as exc:
         raise errors.Conflict("This Idempotency-Key was already used with a different request body") from exc
     except IdempotencyAlreadyInProgressError as exc:
@@ -81,4 +118,6 @@ def run_once(
             "A request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
         ) from exc
     finally:
-        _pending.reset(token)
+        _pending.reset(tokens[0])
+        _scope.reset(tokens[1])
+        _record_id.reset(tokens[2])

@@ -15,6 +15,8 @@ EXPORT_PREFIX = "EXPORT#"
 SHARE_PREFIX = "SHARE#"
 COMMENT_PREFIX = "COMMENT#"
 EVENT_PREFIX = "EVENT#"
+IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+IDEMPOTENCY_SK = "IDEMPOTENCY"
 
 
 def session_pk(session_id: str) -> str:
@@ -87,6 +89,25 @@ def comment_key(session_id: str, comment_id: str) -> dict[str, str]:
 
 def event_key(session_id: str, event_id: str) -> dict[str, str]:
     return {"PK": session_pk(session_id), "SK": EVENT_PREFIX + event_id}
+
+
+def idempotency_record_key(record_id: str, session_id: str | None) -> dict[str, str]:
+    """A request's record in its session's partition (purged with it); a create's in a partition of its own."""
+    if session_id is not None:
+        return {"PK": session_pk(session_id), "SK": IDEMPOTENCY_PREFIX + record_id}
+    return {"PK": IDEMPOTENCY_PREFIX + record_id, "SK": IDEMPOTENCY_SK}
+
+
+def idempotency_pointer_key(session_id: str, record_id: str) -> dict[str, str]:
+    """In the created session's partition: names the create's record, so the purge deletes both."""
+    return {"PK": session_pk(session_id), "SK": IDEMPOTENCY_PREFIX + record_id}
+
+
+def pointed_idempotency_record(sort_key: str) -> dict[str, str] | None:
+    """The create record a partition item's sort key points to, if it is an idempotency item."""
+    if not sort_key.startswith(IDEMPOTENCY_PREFIX):
+        return None
+    return idempotency_record_key(sort_key.removeprefix(IDEMPOTENCY_PREFIX), None)
 
 
 def s3_session_prefix(owner: str, session_id: str) -> str:

@@ -50,7 +50,10 @@ class PurgeRepo:
             ConsistentRead=True,
             Limit=limit + 1,  # the session's own item sorts first (`#SESSION`) and stays until the end
         )
-        return [{"PK": item["PK"], "SK": item["SK"]} for item in response["Items"] if item["SK"] != keys.SESSION_SK]
+        found = [{"PK": item["PK"], "SK": item["SK"]} for item in response["Items"] if item["SK"] != keys.SESSION_SK]
+        # A create's idempotency record lives outside the partition; its pointer here names it.
+        pointed = [record for item in found if (record := keys.pointed_idempotency_record(item["SK"]))]
+        return found + pointed
 
     def delete_items(self, item_keys: list[dict[str, str]]) -> None:
         """Delete ≤ 25 items in one BatchWriteItem, retrying what DynamoDB leaves unprocessed."""

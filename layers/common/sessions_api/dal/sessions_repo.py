@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sessions_api.dal import keys, table
+from sessions_api.dal import idempotency, keys, table
 from sessions_api.dal.expressions import Expr
 from sessions_api.identity import Caller
 from sessions_api.models.entities import OPEN_STATUSES, Status, storable
@@ -96,10 +97,11 @@ class Page:
 class SessionsRepo:
     def create(self, session: dict[str, Any], *, quota: int, extra_items: list[dict[str, Any]]) -> None:
         """The session, its owner's counters (guarding the quota) and its first items, atomically."""
+        pointer = idempotency.pointer_item(session["session_id"], int(time.time()))
         operations = [
             put(session, unique=True),
             counters_update(session["created_by"], status_deltas(None, session["status"]), quota=quota),
-            *(put(item) for item in extra_items),
+            *(put(item) for item in [*extra_items, *([pointer] if pointer else [])]),
         ]
         try:
             table.transact(operations)

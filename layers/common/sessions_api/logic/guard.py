@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
+from sessions_api.dal import idempotency
 from sessions_api.dal.expressions import Expr
 from sessions_api.dal.sessions_repo import SessionsRepo, WriteRefused, owner_condition, visible
 from sessions_api.identity import Caller
@@ -30,6 +31,30 @@ def load_session(
     session, shares = (repo or SessionsRepo()).get_with_shares(session_id, caller)
     session = visible(session, timeutil.now().timestamp())
     return access.resolve(session_id, session, shares, caller, action, timeutil.now_iso())
+
+
+def once(
+    caller: Caller,
+    action: access.Action,
+    *,
+    session_id: str | None,
+    operation: str,
+    key: str | None,
+    body: Any,
+    produce: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """`produce()` once per `Idempotency-Key`; a replay is answered only while the caller may still `action`.
+
+    A replay skips the route's own code, so the access check a first call makes happens here instead:
+    a revoked or expired share, or a deleted session, answers 404/403, never the stored response.
+    `session_id` None: a create, whose replay is checked against the session it made.
+    """
+    result, replayed = idempotency.run_once(
+        operation=operation, user=caller.user_id, key=key, body=body, session_id=session_id, produce=produce
+    )
+    if replayed:
+        load_session(caller, session_id or result["session_id"], action)
+    return result
 
 
 def default_refusal(session_id: str) -> Refusal:

@@ -60,6 +60,10 @@ class MessageBatchOut(BaseModel):
     messages: list[MessageOut]
 
 
+# What an append answers: the message, or `{messages: [...]}` when a batch was sent.
+AppendOut = MessageOut | MessageBatchOut
+
+
 class MessagePage(BaseModel):
     messages: list[MessageOut]
     next_cursor: str | None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from sessions_api.models.types import StrictModel, Text
+from sessions_api.models.types import Instant, StrictModel, Text
 
 MAX_RECIPIENTS = 50
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -53,7 +52,7 @@ class ShareIn(StrictModel):
     )
     permissions: SharePermission = Field(description="`view` reads; `edit` also writes; `collaborate` also comments")
     message: ShareMessage | None = None
-    expiration: datetime | None = Field(
+    expiration: Instant | None = Field(
         default=None, description="RFC 3339 time in the future when the access ends; none: until revoked"
     )
 

@@ -55,16 +55,37 @@ def _keys_as_property_names(schema: dict[str, Any]) -> None:
         schema["additionalProperties"] = values
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ].*([Zz]|[+-]\d{2}:\d{2})$")
+
+
 def _moment(value: Any) -> Any:
-    # pydantic would also take a number (Unix time): the API promises RFC 3339 or a date.
-    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("must be an RFC 3339 date-time or a date (YYYY-MM-DD)")
+    # pydantic would also take a number (Unix time), or a time without offset as if it were UTC.
+    if isinstance(value, str) and not (_DATE.match(value) or _DATE_TIME.match(value)):
+        raise ValueError("must be an RFC 3339 date-time with `Z` or an offset, or a date (YYYY-MM-DD)")
     return value
 
 
+# The last moment the API takes: what it derives from one (a share's record is kept days past its end)
+# must stay inside Python's calendar.
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
-    # A date, or a time without offset, is UTC: comparable with every other moment of the API.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # A date is midnight UTC: comparable with every other moment of the API.
+    try:
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the calendar once converted to UTC") from exc
+    if moment >= LATEST_MOMENT:
+        raise ValueError("must be before 9999-01-01T00:00:00Z")
+    return moment
+
+
+def _instant(value: Any) -> Any:
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("must be an RFC 3339 date-time with `Z` or an offset")
+    return value
 
 
 def _json_number(value: Any) -> Any:
@@ -74,15 +95,30 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _storable_float(value: float) -> float:
+    # DynamoDB numbers stop at 38 digits and 1e-130: a float too close to zero cannot be stored exactly.
+    if value != 0 and abs(value) < 1e-100:
+        raise ValueError("must be 0 or at least 1e-100 in magnitude")
+    return value
+
+
 Text = Annotated[str, AfterValidator(_utf8), _TEXT_SCHEMA]
 JsonInt = Annotated[int, BeforeValidator(_json_number)]
-JsonFloat = Annotated[float, BeforeValidator(_json_number)]
+# Every float the API takes is stored in DynamoDB, so each is one DynamoDB keeps exactly.
+JsonFloat = Annotated[float, BeforeValidator(_json_number), AfterValidator(_storable_float)]
 # A point in time a client filters by: `2024-01-15T10:30:00Z` or `2024-01-15` (UTC).
 Moment = Annotated[
     datetime,
     BeforeValidator(_moment),
     AfterValidator(_utc),
     WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}),
+]
+# A point in time a client sets (a share's end): a date-time with its offset.
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant),
+    AfterValidator(_utc),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 Title = Annotated[
     str,
@@ -102,13 +138,6 @@ def _written_as_float(value: Any) -> Any:
     # An integer too large for the integer branch must not slip through as an inexact float.
     if not isinstance(value, float):
         raise ValueError("must be a number with a fraction or exponent")
-    return value
-
-
-def _storable_float(value: float) -> float:
-    # DynamoDB numbers stop at 38 digits and 1e-130: a float too close to zero cannot be stored exactly.
-    if value != 0 and abs(value) < 1e-100:
-        raise ValueError("must be 0 or at least 1e-100 in magnitude")
     return value
 
 
