@@ -12,62 +12,55 @@ from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from sessions_api import errors
 from sessions_api.dal import clients, keys
 from sessions_api.settings import get_settings
 
 RECORD_TTL_SECONDS = 24 * 3600
-_config = IdempotencyConfig(
-    event_key_jmespath="[user, operation, key]",
-    payload_validation_jmespath="body",
-    expires_after_seconds=RECORD_TTL_SECONDS,
-    raise_on_no_idempotency_key=True,
-)
 _pending: ContextVar[Callable[[], dict[str, Any]]] = ContextVar("pending_idempotent_call")
 _scope: ContextVar[str | None] = ContextVar("idempotency_scope", default=None)
 _record_id: ContextVar[str | None] = ContextVar("idempotency_record_id", default=None)
-
-
-class _SessionsTablePersistence(DynamoDBPersistenceLayer):
-    """Records keyed by `keys.idempotency_record_key`: in the request's session, or one partition each."""
-
-    def _get_key(self, idempotency_key: str) -> dict[str, Any]:
-        _record_id.set(idempotency_key)
-        key = keys.idempotency_record_key(idempotency_key, _scope.get())
-        return {name: {"S": value} for name, value in key.items()}
+_lambda_context: ContextVar[Any] = ContextVar("lambda_context", default=None)
 
 
 @cache
-def _idempotent_execute(client: Any) -> Callable[..., dict[str, Any]]:
-    # Built on first use (requests without a key never pay for it), once per client.
-    store = _SessionsTablePersistence(
-        table_name=get_settings().table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        expiry_attr="ttl",
-        boto3_client=client,
+def _idempotent_execute(client: Any) -> tuple[Callable[..., dict[str, Any]], Any]:
+    """(the wrapped call, its config), built once per client on first use."""
+    # Imported here: a request without a key (and a function that never takes one) pays nothing for it.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
     )
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=store, config=_config)
+    class SessionsTablePersistence(DynamoDBPersistenceLayer):
+        """Records keyed by `keys.idempotency_record_key`: in the request's session, or one partition each."""
+
+        def _get_key(self, idempotency_key: str) -> dict[str, Any]:
+            _record_id.set(idempotency_key)
+            key = keys.idempotency_record_key(idempotency_key, _scope.get())
+            return {name: {"S": value} for name, value in key.items()}
+
+    config = IdempotencyConfig(
+        event_key_jmespath="[user, operation, key]",
+        payload_validation_jmespath="body",
+        expires_after_seconds=RECORD_TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+    store = SessionsTablePersistence(
+        table_name=get_settings().table_name, key_attr="PK", sort_key_attr="SK", expiry_attr="ttl", boto3_client=client
+    )
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)
     def execute(request: dict[str, Any]) -> dict[str, Any]:
         return _pending.get()()
 
-    return execute
+    return execute, config
 
 
 def register_context(context: Any) -> None:
     """Lets an in-progress record expire with the invocation, so a crash never blocks a retry for long."""
-    _config.register_lambda_context(context)
+    _lambda_context.set(context)
 
 
 def pointer_item(session_id: str, now_epoch: int) -> dict[str, Any] | None:
@@ -105,11 +98,16 @@ def run_once(
         produced = True
         return produce()
 
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    execute, config = _idempotent_execute(clients.dynamodb_wire())
+    config.register_lambda_context(_lambda_context.get())
     tokens = (_pending.set(produce_once), _scope.set(session_id), _record_id.set(None))
     try:
-        result = _idempotent_execute(clients.dynamodb_wire())(
-            request={"user": user, "operation": operation, "key": key, "body": body}
-        )
+        result = execute(request={"user": user, "operation": operation, "key": key, "body": body})
         return result, not produced
     except IdempotencyValidationError as exc:
         raise errors.Conflict("This Idempotency-Key was already used with a different request body") from exc

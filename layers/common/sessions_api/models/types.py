@@ -11,9 +11,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StringConstraints,
+    Tag,
     WithJsonSchema,
 )
 
@@ -134,23 +136,27 @@ MetadataValue = Annotated[str, StringConstraints(max_length=512), AfterValidator
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16, json_schema_extra=_keys_as_property_names)]
 
 
-def _written_as_float(value: Any) -> Any:
-    # An integer too large for the integer branch must not slip through as an inexact float.
-    if not isinstance(value, float):
-        raise ValueError("must be a number with a fraction or exponent")
-    return value
+def _json_type(value: Any) -> str:
+    # Each JSON type is checked by its own branch only, so a refusal names what is wrong with that value.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return "number" if isinstance(value, float) else "string"
 
 
 # Numbers a client may store freely, within what JavaScript and DynamoDB both keep exactly.
 _SAFE_INTEGER = 2**53 - 1
-PreferenceValue = (
-    Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA]
-    # No lax numbers: in a union, a lax int would turn a too-long "000…0" into 0 rather than refuse it.
-    | StrictBool
-    | Annotated[JsonInt, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER)]
-    | Annotated[float, BeforeValidator(_written_as_float), Field(ge=-1e100, le=1e100), AfterValidator(_storable_float)]
-    | None
-)
+PreferenceValue = Annotated[
+    Annotated[str, StringConstraints(max_length=512), AfterValidator(_utf8), _TEXT_SCHEMA, Tag("string")]
+    | Annotated[StrictBool, Tag("boolean")]
+    | Annotated[JsonInt, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER), Tag("integer")]
+    | Annotated[float, Field(ge=-1e100, le=1e100), AfterValidator(_storable_float), Tag("number")]
+    | Annotated[None, Tag("null")],
+    Discriminator(_json_type),
+]
 Preferences = Annotated[
     dict[MetadataKey, PreferenceValue], Field(max_length=32, json_schema_extra=_keys_as_property_names)
 ]
