@@ -9,8 +9,21 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cksum < requirements-tools.txt | cut -d' ' -f1)
 SWAGGER_UI_VERSION := 5.35.0
 export SAM_CLI_TELEMETRY := 0
+# What runs locally is what `sam build` ships: the template built for this machine's architecture, run by a
+# Python with only the Lambda runtime's own packages (local/runtime-requirements.txt).
+# sam runs the layer's makefile in a scratch directory, where pyenv's .python-version is not seen: hand it the interpreter.
+LAYER_BUILD_ENV = PYTHON=$(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+LOCAL_TEMPLATE := .local/build/template.yaml
+SOURCES := template.yaml $(shell find functions layers -type f -not -path '*/__pycache__/*')
+RUNTIME := .local/runtime
+RUNTIME_STAMP := $(RUNTIME)/.installed-$(shell cksum < local/runtime-requirements.txt | cut -d' ' -f1)
 
-.PHONY: dev test test-fast lint format build validate bench invoke openapi openapi-check scan audit swagger-ui clean
+.PHONY: help dev test test-fast lint format build local-build validate bench invoke openapi openapi-check scan \
+	audit swagger-ui clean
+
+help: ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 16
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt functions/exports/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +31,26 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt functions/exports/
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-dev: $(STAMP) ## serve the whole API on http://127.0.0.1:3000 with an embedded AWS
-	ModelProvider=local $(BIN)/python -m local.gateway
+$(RUNTIME_STAMP): local/runtime-requirements.txt
+	@rm -rf $(RUNTIME)
+	$(PYTHON) -m venv $(RUNTIME)
+	$(RUNTIME)/bin/python -m pip install --quiet --disable-pip-version-check -r local/runtime-requirements.txt
+	@touch $@
 
-invoke: $(STAMP) ## run one function with an event file: make invoke FN=SessionsFunction EVENT=events/sessions_list.json
-	ModelProvider=local $(BIN)/python -m local.invoke $(FN) $(EVENT)
+$(LOCAL_TEMPLATE): $(STAMP) $(SOURCES)
+	$(LAYER_BUILD_ENV) LAMBDA_ARCH=$(HOST_ARCH) $(SAM) build --build-dir .local/build --cache-dir .local/build-cache \
+		--parameter-overrides Architecture=$(HOST_ARCH)
+	@touch $@
 
-test: $(STAMP) ## unit, integration and end-to-end tests
+local-build: $(LOCAL_TEMPLATE) $(RUNTIME_STAMP) ## sam build for this machine (make dev serves it, and reloads a rebuild)
+
+dev: $(STAMP) local-build ## serve the whole API on http://127.0.0.1:3000 with an embedded AWS
+	ModelProvider=local $(BIN)/python -m local.gateway --template $(LOCAL_TEMPLATE)
+
+invoke: $(STAMP) local-build ## run one function with an event file: make invoke FN=SessionsFunction EVENT=events/sessions_list.json
+	ModelProvider=local $(BIN)/python -m local.invoke $(FN) $(EVENT) --template $(LOCAL_TEMPLATE)
+
+test: $(STAMP) local-build ## unit, integration and end-to-end tests (the end-to-end ones against the build)
 	$(BIN)/python -m pytest -q -n auto
 
 test-fast: $(STAMP)
@@ -43,8 +69,8 @@ validate: $(STAMP) ## the template as CloudFormation and SAM see it
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
 
-build: $(STAMP) ## sam build, no Docker needed
-	$(SAM) build
+build: $(STAMP) ## sam build for AWS (arm64), no Docker needed
+	$(LAYER_BUILD_ENV) $(SAM) build
 
 bench: $(STAMP) ## side by side with the alternatives: benchmarks/results.md and plots (benchmark-only packages too)
 	@test -f $(VENV)/.bench-$(BENCH_SUM) || { $(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt \

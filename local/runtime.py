@@ -24,6 +24,9 @@ from typing import IO, Any
 from local.template import REGION, FunctionSpec
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+# The Lambda runtime's own packages and nothing else (`make local-build` installs it): a function that needs
+# a package its code directory and layers do not ship fails here as it would in AWS.
+RUNTIME_PYTHON = Path(__file__).resolve().parents[1] / ".local" / "runtime" / "bin" / "python"
 # moto's conventional fake credentials: no secret, and never the developer's own.
 FAKE_CREDENTIAL = "testing"
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase
@@ -113,13 +116,20 @@ class Worker:
                     "errorMessage": f"no code directory {spec.code_dir}",
                 }
             )
+        if not RUNTIME_PYTHON.exists():
+            raise WorkerError(
+                {
+                    "errorType": "Runtime.InvalidRuntime",
+                    "errorMessage": f"no local Lambda runtime at {RUNTIME_PYTHON}: run `make local-build`",
+                }
+            )
         self.spec = spec
         self.code_stamp = code_stamp(spec)
         log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         read_fd, write_fd = os.pipe()
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap script  # nosec B603
-                [sys.executable, "-I", "-u", str(BOOTSTRAP), str(write_fd), str(spec.code_dir)]
+                [str(RUNTIME_PYTHON), "-I", "-u", str(BOOTSTRAP), str(write_fd), str(spec.code_dir)]
                 + [str(directory) for directory in spec.layer_dirs],
                 stdin=subprocess.PIPE,
                 stdout=stdout,

@@ -93,12 +93,18 @@ _BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "ex
 
 
 def _json_schema_bounds(node: Any) -> None:
-    """pydantic leaves `ge`/`le` as is on a type with a before-validator (`JsonInt`): spell them as JSON Schema."""
+    """pydantic leaves `ge`/`le` as is on a type with a before-validator (`JsonInt`): spell them as JSON Schema.
+
+    And a union pydantic picks a branch of with a function is `anyOf` in JSON Schema, not `oneOf`: its
+    branches may overlap there (`0` is both an integer and a number).
+    """
     if isinstance(node, dict):
         if node.get("type") in ("integer", "number"):
             for short, keyword in _BOUNDS.items():
                 if short in node:
                     node[keyword] = node.pop(short)
+        if "oneOf" in node and "discriminator" not in node:
+            node["anyOf"] = node.pop("oneOf")
         for value in node.values():
             _json_schema_bounds(value)
     elif isinstance(node, list):

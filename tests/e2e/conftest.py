@@ -48,6 +48,7 @@ class RunningGateway:
     resources: dict[str, str]  # physical names by logical id
     state_file: Path  # what `python -m local.invoke --state-file` reads
     log_file: Path  # everything the gateway and its functions printed
+    environment: dict[str, str]  # the gateway's process environment: `local.invoke` against it needs the same
 
     def as_user(self, user: str | None, email: str | None = None) -> ApiClient:
         """A client calling as `user` (None: no X-Dev-User header, so the gateway's DEV_USER_ID)."""
@@ -86,7 +87,14 @@ def run_gateway(
                 pytest.fail(f"the gateway did not start:\n{log_file.read_text()}")
             time.sleep(0.05)
         state = json.loads(state_file.read_text())
-        yield RunningGateway(state["gateway_url"], state["aws_endpoint"], state["resources"], state_file, log_file)
+        yield RunningGateway(
+            state["gateway_url"],
+            state["aws_endpoint"],
+            state["resources"],
+            state_file,
+            log_file,
+            env,
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -114,8 +122,9 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayStarter:
 
 @pytest.fixture(scope="session")
 def gateway(start_gateway: GatewayStarter) -> Iterator[RunningGateway]:
-    """The gateway serving the repository's template.yaml, as `make dev` runs it (the local echo model)."""
-    with start_gateway(REPO / "template.yaml", {"ModelProvider": "local"}) as running:
+    """The gateway serving what `sam build` made of template.yaml (`make local-build`), as `make dev` runs it
+    (the local echo model)."""
+    with start_gateway(REPO / ".local" / "build" / "template.yaml", {"ModelProvider": "local"}) as running:
         yield running
 
 

@@ -130,6 +130,11 @@ def handler(event, context):
         time.sleep(0.6)
     if what == "plain":
         return {"hello": "world"}
+    if what == "dev-only":
+        import moto  # in the development virtualenv, never in a Lambda runtime
+    if what == "runtime-sdk":
+        import boto3
+        return {"boto3": boto3.__version__}
     if what == "cookies":
         return {"statusCode": 201, "cookies": ["a=1; Path=/", "b=2"], "body": "ok"}
     if what == "binary":
@@ -317,6 +322,18 @@ def test_results_become_http_responses(mini: RunningGateway) -> None:
     assert cookies.raw.headers.getlist("set-cookie") == ["a=1; Path=/", "b=2"]
     assert cookies.text == "ok"
     assert binary.content == bytes(range(256))
+
+
+def test_a_function_sees_the_lambda_runtime_not_the_development_virtualenv(mini: RunningGateway) -> None:
+    # What runs locally is what Lambda would run: the runtime's boto3 at its pinned version, and no package
+    # only the developer has installed (a missing dependency fails here as it would in AWS)
+    pinned = (REPO / "local" / "runtime-requirements.txt").read_text()
+    with mini.as_user("alice") as client:
+        sdk = client.get("/behave/runtime-sdk")
+        dev_only = client.get("/behave/dev-only")
+    assert sdk.status_code == 200 and f"boto3=={sdk.json()['boto3']}" in pinned
+    assert dev_only.status_code == 500
+    assert "No module named 'moto'" in mini.log()
 
 
 @pytest.mark.parametrize(("what", "log_line"), [("raise", "[ERROR] ValueError: boom"), ("timeout", "Task timed out")])
