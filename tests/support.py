@@ -127,7 +127,7 @@ def http_event(
     if user is None or route.authorizer is None:
         context.pop("authorizer", None)
     else:
-        claims = {"sub": user, **({"email": email} if email else {})}
+        claims = {"sub": user, **({"email": email, "email_verified": "true"} if email else {})}
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     return logical_id, event
 

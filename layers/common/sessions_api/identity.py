@@ -21,7 +21,8 @@ def caller_from_event(event: dict[str, Any]) -> Caller:
     if not isinstance(sub, str) or not sub.strip():
         raise Unauthorized()
     email = claims.get("email")
-    # Shares to an e-mail address trust the claim: an address the issuer says is unverified is no identity.
-    if str(claims.get("email_verified", "true")).lower() != "true":
+    # Shares to an e-mail address trust the claim, so only an address the issuer says it verified counts:
+    # an IdP federated into the issuer may pass any address through (the JWT authorizer sends "true").
+    if str(claims.get("email_verified")).lower() != "true":
         email = None
     return Caller(user_id=sub, email=email.lower() if isinstance(email, str) and email else None)
