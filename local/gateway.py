@@ -80,6 +80,7 @@ class Gateway:
             return gateway_response(404, "Not Found"), None
 
         now = time.time()
+        deadline = time.monotonic() + API_TIMEOUT_SECONDS  # from the request's arrival, a cold start included
         claims = None
         if match.route.authorizer is not None:
             claims = dev_claims(request, self.dev_user, now)
@@ -92,9 +93,9 @@ class Gateway:
             return gateway_response(413, "Request Entity Too Large"), function
 
         # Past 30 s API Gateway answers 503 while the function runs on; locally the worker is stopped then.
-        invocation = pool.invoke(event, timeout=min(pool.spec.timeout, API_TIMEOUT_SECONDS))
+        invocation = pool.invoke(event, deadline=deadline)
         if invocation.error is not None:
-            if invocation.error["errorType"] == "Sandbox.Timedout" and pool.spec.timeout > API_TIMEOUT_SECONDS:
+            if invocation.error["errorType"] == "Sandbox.Timedout" and time.monotonic() >= deadline:
                 return gateway_response(503, "Service Unavailable"), function
             return gateway_response(500, "Internal Server Error"), function
         if len(json.dumps(invocation.result)) > MAX_LAMBDA_PAYLOAD_BYTES:

@@ -162,6 +162,8 @@ class Worker:
 
     def invoke(self, event: Any, timeout: float) -> Invocation:
         request_id = str(uuid.uuid4())
+        if timeout <= 0:  # the caller's deadline passed while this environment started
+            return Invocation(request_id, error={"errorType": "Sandbox.Timedout", "errorMessage": "no time left"})
         request = {
             "event": event,
             "request_id": request_id,
@@ -229,14 +231,21 @@ class FunctionPool:
         self._closed = False
         self._condition = threading.Condition()
 
-    def invoke(self, event: Any, timeout: float | None = None) -> Invocation:
-        """Run the function once; `timeout` (default: the function's own) is when the call is given up."""
+    def invoke(self, event: Any, deadline: float | None = None) -> Invocation:
+        """Run the function once, for at most its timeout, and never past `deadline` (time.monotonic()).
+
+        A caller's deadline counts a cold start (API Gateway's 30 s run from the request, init included);
+        the function's own timeout, as in Lambda, starts once its environment is initialised.
+        """
         try:
             worker = self._acquire()
         except WorkerError as failure:
             return Invocation(str(uuid.uuid4()), error=failure.error)
+        timeout = float(self.spec.timeout)
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
         try:
-            return worker.invoke(event, self.spec.timeout if timeout is None else timeout)
+            return worker.invoke(event, timeout)
         finally:
             self._release(worker)
 
