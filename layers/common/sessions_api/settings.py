@@ -14,7 +14,8 @@ class Settings(BaseModel):
 
     table_name: str
     bucket_name: str
-    cursor_secret: SecretStr = Field(min_length=16)
+    # Only the functions that page lists hold the cursor-signing key (template.yaml); `paging.codec` needs it.
+    cursor_secret: SecretStr | None = Field(default=None, min_length=16)
     idle_timeout_minutes: int = Field(default=1440, ge=1)
     expired_retention_days: int = Field(default=7, ge=0)
     max_active_sessions: int = Field(default=100, ge=1)

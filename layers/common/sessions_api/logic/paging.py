@@ -11,6 +11,8 @@ from sessions_api.settings import Settings
 
 
 def codec(settings: Settings) -> CursorCodec:
+    if settings.cursor_secret is None:
+        raise RuntimeError("CURSOR_SECRET is not set: give this function the cursor-signing key in template.yaml")
     return CursorCodec(settings.cursor_secret.get_secret_value().encode())
 
 

@@ -22,7 +22,7 @@ from sessions_api.dal.sessions_repo import (
     visible,
 )
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history, messages
+from sessions_api.logic import access, activity, guard, history, messages, paging
 from sessions_api.models.api import CreateSessionIn, UpdateSessionIn
 from sessions_api.models.entities import SessionType, Status, session_out
 from sessions_api.settings import Settings
@@ -58,7 +58,7 @@ class Sessions:
 
     @property
     def cursors(self) -> CursorCodec:
-        return CursorCodec(self.settings.cursor_secret.get_secret_value().encode())
+        return paging.codec(self.settings)
 
     def _due_pk(self, session_id: str) -> str:
         return keys.due_gsi3pk(keys.due_shard(session_id, self.settings.due_shards))
