@@ -19,7 +19,7 @@ SOURCES := template.yaml $(shell find functions layers -type f -not -path '*/__p
 RUNTIME := .local/runtime
 RUNTIME_STAMP := $(RUNTIME)/.installed-$(shell cksum < local/runtime-requirements.txt | cut -d' ' -f1)
 
-.PHONY: help dev test test-fast lint format build local-build validate bench invoke openapi openapi-check scan \
+.PHONY: help dev dev-reset test test-fast lint format build local-build validate bench invoke openapi openapi-check scan \
 	audit swagger-ui clean
 
 help: ## this list
@@ -45,10 +45,15 @@ $(LOCAL_TEMPLATE): $(STAMP) $(SOURCES)
 local-build: $(LOCAL_TEMPLATE) $(RUNTIME_STAMP) ## sam build for this machine (make dev serves it, and reloads a rebuild)
 
 dev: $(STAMP) local-build ## serve the whole API on http://127.0.0.1:3000 with an embedded AWS
-	ModelProvider=local $(BIN)/python -m local.gateway --template $(LOCAL_TEMPLATE)
+	ModelProvider=local $(BIN)/python -m local.gateway --template $(LOCAL_TEMPLATE) --state-file .local/stack.json \
+		--data-dir .local/data
+
+dev-reset: ## forget what make dev stored (its tables and buckets, kept in .local/data across restarts)
+	rm -rf .local/data .local/data.saving .local/logs
 
 invoke: $(STAMP) local-build ## run one function with an event file: make invoke FN=SessionsFunction EVENT=events/sessions_list.json
-	ModelProvider=local $(BIN)/python -m local.invoke $(FN) $(EVENT) --template $(LOCAL_TEMPLATE)
+	ModelProvider=local $(BIN)/python -m local.invoke $(FN) $(EVENT) --template $(LOCAL_TEMPLATE) \
+		--state-file .local/stack.json
 
 test: $(STAMP) local-build ## unit, integration and end-to-end tests (the end-to-end ones against the build)
 	$(BIN)/python -m pytest -q -n auto

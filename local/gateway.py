@@ -24,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
-from local.aws import default_state_file, start_local_aws, write_state
+from local import snapshot
+from local.aws import aws_client, default_state_file, start_local_aws, write_state
+from local.devlog import FunctionLog
 from local.routing import (
     Request,
     Response,
@@ -183,6 +185,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of browser or load-test connections waits instead of being reset
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _RequestHandler)
@@ -222,6 +225,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="workers per function at most (default 4)")
     parser.add_argument("--warm", action="store_true", help="start one worker per function right away")
     parser.add_argument("--no-schedules", action="store_true", help="do not run scheduled functions")
+    parser.add_argument("--data-dir", type=Path, help="load the tables and buckets from here, save them on exit")
     return parser.parse_args(argv)
 
 
@@ -246,8 +250,15 @@ def main(argv: list[str] | None = None) -> None:
     port = int(os.environ.get("PORT", "3000"))
 
     aws = start_local_aws(stack)
+    dynamodb, s3 = aws_client("dynamodb", aws.endpoint), aws_client("s3", aws.endpoint)
+    if arguments.data_dir and arguments.data_dir.is_dir():
+        loaded = snapshot.load(arguments.data_dir, dynamodb, s3, aws.resources)
+        print(f"Loaded {loaded} items and objects from {arguments.data_dir}", flush=True)
+    logs = {spec.logical_id: FunctionLog(spec.logical_id, state_file.parent / "logs") for spec in specs}
     pools = {
-        spec.logical_id: FunctionPool(spec, lambda_environment(spec, aws.endpoint), arguments.concurrency)
+        spec.logical_id: FunctionPool(
+            spec, lambda_environment(spec, aws.endpoint), arguments.concurrency, stdout=logs[spec.logical_id].stream
+        )
         for spec in specs
     }
     try:
@@ -279,7 +290,13 @@ def main(argv: list[str] | None = None) -> None:
         scheduler.stop()
         for pool in pools.values():
             pool.close()
+        for function_log in logs.values():
+            function_log.close()
         server.server_close()
+        if arguments.data_dir:
+            kinds = {logical_id: stack.resource_type(logical_id) for logical_id in aws.resources}
+            saved = snapshot.save(arguments.data_dir, dynamodb, s3, aws.resources, kinds)
+            print(f"Saved {saved} items and objects to {arguments.data_dir} (make dev-reset wipes them)", flush=True)
         aws.stop()
         state_file.unlink(missing_ok=True)
         print("Stopped.", flush=True)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,7 @@ class RunningGateway:
 
 @contextmanager
 def run_gateway(
-    template: Path, workdir: Path, environment: Mapping[str, str] | None = None
+    template: Path, workdir: Path, environment: Mapping[str, str] | None = None, arguments: Sequence[str] = ()
 ) -> Iterator[RunningGateway]:
     """Start the gateway on a free port for `template`; it is stopped on exit, whatever happened."""
     state_file = workdir / "stack.json"
@@ -79,7 +79,7 @@ def run_gateway(
         str(state_file),
     ]
     with log_file.open("w") as log:
-        process = subprocess.Popen([*command, "--no-schedules"], cwd=REPO, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen([*command, "--no-schedules", *arguments], cwd=REPO, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not state_file.exists():
@@ -106,7 +106,7 @@ def run_gateway(
 
 class GatewayStarter(Protocol):
     def __call__(
-        self, template: Path, environment: Mapping[str, str] | None = None
+        self, template: Path, environment: Mapping[str, str] | None = None, arguments: Sequence[str] = ()
     ) -> AbstractContextManager[RunningGateway]: ...
 
 
@@ -114,8 +114,10 @@ class GatewayStarter(Protocol):
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayStarter:
     """`with start_gateway(template, {"DEV_USER_ID": ""}) as running:` another gateway, for a stack of a test's own."""
 
-    def start(template: Path, environment: Mapping[str, str] | None = None) -> AbstractContextManager[RunningGateway]:
-        return run_gateway(template, tmp_path_factory.mktemp("gateway"), environment)
+    def start(
+        template: Path, environment: Mapping[str, str] | None = None, arguments: Sequence[str] = ()
+    ) -> AbstractContextManager[RunningGateway]:
+        return run_gateway(template, tmp_path_factory.mktemp("gateway"), environment, arguments)
 
     return start
 
