@@ -19,7 +19,7 @@ SOURCES := template.yaml $(shell find functions layers -type f -not -path '*/__p
 RUNTIME := .local/runtime
 RUNTIME_STAMP := $(RUNTIME)/.installed-$(shell cksum < local/runtime-requirements.txt | cut -d' ' -f1)
 
-.PHONY: help dev dev-reset test test-fast lint format build local-build validate bench invoke openapi openapi-check scan \
+.PHONY: help dev dev-reset local-aws test test-fast lint format build local-build validate bench invoke openapi openapi-check scan \
 	audit swagger-ui clean
 
 help: ## this list
@@ -47,6 +47,9 @@ local-build: $(LOCAL_TEMPLATE) $(RUNTIME_STAMP) ## sam build for this machine (m
 dev: $(STAMP) local-build ## serve the whole API on http://127.0.0.1:3000 with an embedded AWS
 	ModelProvider=local $(BIN)/python -m local.gateway --template $(LOCAL_TEMPLATE) --state-file .local/stack.json \
 		--data-dir .local/data
+
+local-aws: $(STAMP) ## only the embedded AWS, on port 4566, and .local/env.json for sam local --env-vars (Docker)
+	$(BIN)/python -m local.sam_local
 
 dev-reset: ## forget what make dev stored (its tables and buckets, kept in .local/data across restarts)
 	rm -rf .local/data .local/data.saving .local/logs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -26,6 +27,17 @@ _UNAVAILABLE_CODES = {
 }
 
 
+def _local_endpoint() -> str | None:
+    """Where `sam local` runs point DynamoDB and S3: `make local-aws`'s embedded AWS (env.json).
+
+    Only when SAM CLI runs the function (it sets AWS_SAM_LOCAL; Lambda never does): in AWS the template's
+    empty LOCAL_AWS_ENDPOINT is never read.
+    """
+    if os.environ.get("AWS_SAM_LOCAL") != "true":
+        return None
+    return os.environ.get("LOCAL_AWS_ENDPOINT") or None
+
+
 class RetryableError(Exception):
     """A backing service did not finish the work; the client should retry (503)."""
 
@@ -37,7 +49,7 @@ def dynamodb() -> Any:
     The resource layer's own serialization hooks on a plain client: building `boto3.resource` would also
     load the resource model, tens of milliseconds of cold start for nothing we use.
     """
-    client = boto3.client("dynamodb", config=_CONFIG)
+    client = boto3.client("dynamodb", config=_CONFIG, endpoint_url=_local_endpoint())
     injector = TransformationInjector()
     client.meta.events.register(
         "provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy"
@@ -58,7 +70,7 @@ _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 @cache
 def s3() -> Any:
-    return boto3.client("s3", config=_S3_CONFIG)
+    return boto3.client("s3", config=_S3_CONFIG, endpoint_url=_local_endpoint())
 
 
 # A model answer takes seconds: one attempt of at most 20 s stays inside the messages function's 29 s
@@ -96,4 +108,4 @@ def is_service_unavailable(exc: BaseException) -> bool:
 @cache
 def dynamodb_wire() -> Any:
     """A plain DynamoDB client (wire-format values), for libraries that bring their own serialization."""
-    return boto3.client("dynamodb", config=_CONFIG)
+    return boto3.client("dynamodb", config=_CONFIG, endpoint_url=_local_endpoint())
