@@ -62,3 +62,9 @@ def test_a_cold_start_imports_only_what_the_function_needs(logical_id: str) -> N
 def test_tracing_on_imports_the_tracer() -> None:
     # The control for the test above: the switch really switches.
     assert "aws_xray_sdk" in cold_start_modules("SessionsFunction", tracing=True)
+
+
+def test_a_function_that_calls_no_aws_service_imports_no_boto3() -> None:
+    # The docs function serves files of its own: boto3 would only cost its cold start (botocore stays:
+    # Powertools imports it, when present, to tag its user agent)
+    assert "boto3" not in cold_start_modules("DocsFunction", tracing=False)

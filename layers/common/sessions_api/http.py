@@ -17,7 +17,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sessions_api import errors, timeutil
-from sessions_api.dal.clients import is_service_unavailable
 from sessions_api.identity import Caller, caller_from_event
 from sessions_api.observability import logger, metrics
 
@@ -267,6 +266,9 @@ def create_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        # Imported here: a function that calls no AWS service (docs) never loads boto3.
+        from sessions_api.dal.clients import is_service_unavailable
+
         if is_service_unavailable(exc):
             logger.warning("Backing service unavailable", exc_info=exc)
             return problem_response(errors.ServiceUnavailable(retry_after=2), app.current_event.raw_event)
