@@ -11,11 +11,11 @@ SWAGGER_UI_VERSION := 5.35.0
 export SAM_CLI_TELEMETRY := 0
 # What runs locally is what `sam build` ships: the template built for this machine's architecture, run by a
 # Python with only the Lambda runtime's own packages (local/runtime-requirements.txt).
-# sam runs the layer's makefile in a scratch directory, where pyenv's .python-version is not seen: hand it the interpreter.
+# sam runs packaging/Makefile in a scratch directory, where pyenv's .python-version is not seen: hand it the interpreter.
 LAYER_BUILD_ENV = PYTHON=$(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 LOCAL_TEMPLATE := .local/build/template.yaml
-SOURCES := template.yaml $(shell find functions layers -type f -not -path '*/__pycache__/*')
+SOURCES := template.yaml $(shell find functions layers packaging -type f -not -path '*/__pycache__/*')
 RUNTIME := .local/runtime
 RUNTIME_STAMP := $(RUNTIME)/.installed-$(shell cksum < local/runtime-requirements.txt | cut -d' ' -f1)
 
