@@ -19,9 +19,9 @@ BUILT_TEMPLATE = REPO / ".local" / "build" / "template.yaml"
 API = "/api/v1"
 
 
-@pytest.fixture(scope="module", params=["true", "false"], ids=["tracing on", "tracing off"])
+@pytest.fixture(scope="module", params=["Active", "Disabled"], ids=["tracing on", "tracing off"])
 def built(request: pytest.FixtureRequest, start_gateway: GatewayStarter) -> Iterator[RunningGateway]:
-    with start_gateway(BUILT_TEMPLATE, {"ModelProvider": "local", "EnableTracing": request.param}) as running:
+    with start_gateway(BUILT_TEMPLATE, {"ModelProvider": "local", "TracingMode": request.param}) as running:
         yield running
 
 
@@ -31,7 +31,7 @@ def test_the_build_ships_every_function_with_its_layer_and_bytecode() -> None:
     for function in ("Sessions", "Messages", "Sharing", "Slides", "Exports", "Docs", "Expiry"):
         assert f"{function}Function:" in source and f"{function}Function" in built_dirs
     layer = BUILT_TEMPLATE.parent / "CommonLayer" / "python"
-    assert (layer / "aws_xray_sdk").is_dir(), "EnableTracing=true imports the X-Ray SDK: the layer must ship it"
+    assert (layer / "aws_xray_sdk").is_dir(), "TracingMode=Active imports the X-Ray SDK: the layer must ship it"
     assert not (layer / "botocore").exists() and not (layer / "boto3").exists(), "the runtime's SDK, not a copy"
     # Lambda cannot write .pyc: the layer, every function and their packages ship it, unchecked-hash
     compiled = [

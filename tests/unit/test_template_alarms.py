@@ -100,3 +100,34 @@ def test_each_function_holds_only_the_rights_and_secrets_its_routes_use() -> Non
                 prefixes = [str(resource) for resource in resources]
                 assert all("/exports/" in p or "/payloads/" in p for p in prefixes), f"{function} writes {prefixes}"
     assert "CURSOR_SECRET" not in of.template["Globals"]["Function"]["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize(("mode", "granted"), [("Disabled", False), ("Active", True)])
+def test_x_ray_rights_only_when_tracing_is_on(mode: str, granted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SAM's own transform of the template: it grants X-Ray writes unless it can resolve Tracing to Disabled
+    import copy
+    import json
+
+    from samtranslator.translator.transform import transform
+
+    from local.template import load_template
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = copy.deepcopy(load_template(TEMPLATE))
+    for resource in template["Resources"].values():
+        for uri in ("CodeUri", "ContentUri"):
+            if uri in (resource.get("Properties") or {}):
+                resource["Properties"][uri] = "s3://bucket/code.zip"  # what `sam package` leaves there
+
+    class Policies:
+        def load(self) -> dict[str, str]:
+            return {"AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"}
+
+    roles = {
+        logical_id: resource
+        for logical_id, resource in transform(template, {"TracingMode": mode}, Policies())["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert len(roles) == 7
+    for logical_id, role in roles.items():
+        assert ("AWSXrayWriteOnlyAccess" in json.dumps(role)) is granted, logical_id
