@@ -28,7 +28,15 @@ FormatQuery = Annotated[ExportFormat | None, Query(description="`pptx` (default)
 
 @cache
 def exports() -> Exports:
-    return Exports(get_settings(), render.render)
+    return Exports(get_settings(), _render)
+
+
+def _render(export_format: str, source: dict[str, Any]) -> bytes:
+    """The file, or a 422 naming the slide over a cap of `render.limits` (nothing is stored then)."""
+    try:
+        return render.render(export_format, source)
+    except render.DeckTooComplex as refused:
+        raise errors.validation_error(f"slide_deck.slides.{refused.slide_number - 1}", str(refused)) from refused
 
 
 def _format(body_format: ExportFormat | None, query_format: ExportFormat | None, accept: str | None) -> ExportFormat:

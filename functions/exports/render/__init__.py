@@ -9,8 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from render.limits import DeckTooComplex
 from render.model import Document
 from render.parse import parse_deck
+
+__all__ = ["DeckTooComplex", "document", "render"]
 
 _MODULES = {
     "pptx": "render.pptx_file",
@@ -35,7 +38,8 @@ def document(source: dict[str, Any], *, with_slides: bool = True) -> Document:
 
 
 def render(export_format: str, source: dict[str, Any]) -> bytes:
-    """The file's bytes for `source` (what `sessions_api.logic.exports` gathered) in `export_format`."""
+    """The file's bytes for `source` (what `sessions_api.logic.exports` gathered) in `export_format`; raises
+    `DeckTooComplex` for a deck over a cap of `render.limits` (JSON, which carries the deck as data, never does)."""
     module = importlib.import_module(_MODULES[export_format])
     originals = {slide["slide_id"]: slide["html"] for slide in source["deck"].get("slides") or []}
     return module.render(document(source, with_slides=export_format != "json"), originals)

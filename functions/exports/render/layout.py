@@ -27,6 +27,8 @@ LINE_HEIGHT = 1.25
 SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.42, 0.36, 0.3)
 BASE_SIZE = {"p": 20.0, "li": 20.0, "quote": 20.0, "pre": 16.0}
 HEADING_SIZE = {1: 28.0, 2: 26.0, 3: 24.0, 4: 22.0, 5: 20.0, 6: 20.0}
+# A column's natural width is measured on its cells' first characters only: 300 are wider than 60 % of any box.
+_NATURAL_CHARS = 300
 TABLE_SIZES = (16.0, 14.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0)
 CELL_PAD = 4.0
 INDENT = 26.0  # per list level; the marker hangs in it
@@ -65,6 +67,9 @@ def text_width(text: str, bold: bool, italic: bool, size: float) -> float:
     return sum(_advance(style, char) for char in text) * size / 1000.0
 
 
+_PIECES = re.compile(r"\n|[^\S\n]+|[^\s]+")
+
+
 @dataclass
 class Fragment:
     text: str
@@ -82,37 +87,39 @@ class Line:
         return self.fragments[-1].x + self.fragments[-1].width if self.fragments else 0.0
 
 
-def wrap(runs: list[Run], width: float, size: float, *, force_bold: bool = False) -> list[Line]:
-    """Greedy word wrap of styled runs into lines no wider than `width` (long words are broken)."""
+def wrap(runs: list[Run], width: float, size: float, *, max_lines: int, force_bold: bool = False) -> list[Line]:
+    """Greedy word wrap of styled runs into lines no wider than `width` (long words are broken); past
+    `max_lines` lines the rest is left unwrapped and out, so that what no box can show costs nothing."""
     lines = [Line()]
     x = 0.0
-    for run in runs:
+    pieces = ((run, piece.group()) for run in runs for piece in _PIECES.finditer(run.text))
+    for run, piece in pieces:
+        if len(lines) > max_lines:
+            break
         bold = run.bold or force_bold
-        for piece in re.findall(r"\n|[^\S\n]+|[^\s]+", run.text):
-            if piece == "\n":
+        if piece == "\n":
+            lines.append(Line())
+            x = 0.0
+            continue
+        piece_width = text_width(piece, bold, run.italic, size)
+        if piece.isspace():
+            if lines[-1].fragments:
+                lines[-1].fragments.append(Fragment(" ", run, x, text_width(" ", bold, run.italic, size)))
+                x += lines[-1].fragments[-1].width
+            continue
+        if x + piece_width > width and lines[-1].fragments:
+            _strip_trailing_space(lines[-1])
+            lines.append(Line())
+            x = 0.0
+        if piece_width > width:  # a word longer than the line: broken, all but its tail on lines of their own
+            *heads, piece = _split_to_width(piece, width, style_key(bold, run.italic), size)
+            for head in heads:
+                lines[-1].fragments.append(Fragment(head, run, 0.0, text_width(head, bold, run.italic, size)))
                 lines.append(Line())
-                x = 0.0
-                continue
             piece_width = text_width(piece, bold, run.italic, size)
-            if piece.isspace():
-                if lines[-1].fragments:
-                    lines[-1].fragments.append(Fragment(" ", run, x, text_width(" ", bold, run.italic, size)))
-                    x += lines[-1].fragments[-1].width
-                continue
-            if x + piece_width > width and lines[-1].fragments:
-                _strip_trailing_space(lines[-1])
-                lines.append(Line())
-                x = 0.0
-            while piece_width > width and len(piece) > 1:  # a word longer than the line: break it
-                cut = _fitting_prefix(piece, width - x, bold, run.italic, size)
-                head = piece[:cut]
-                lines[-1].fragments.append(Fragment(head, run, x, text_width(head, bold, run.italic, size)))
-                lines.append(Line())
-                x = 0.0
-                piece = piece[cut:]
-                piece_width = text_width(piece, bold, run.italic, size)
-            lines[-1].fragments.append(Fragment(piece, run, x, piece_width))
-            x += piece_width
+        lines[-1].fragments.append(Fragment(piece, run, x, piece_width))
+        x += piece_width
+    del lines[max_lines:]
     for line in lines:
         _strip_trailing_space(line)
         _merge(line)
@@ -121,13 +128,18 @@ def wrap(runs: list[Run], width: float, size: float, *, force_bold: bool = False
     return lines
 
 
-def _fitting_prefix(text: str, width: float, bold: bool, italic: bool, size: float) -> int:
-    used = 0.0
-    for index, char in enumerate(text):
-        used += text_width(char, bold, italic, size)
-        if used > width:
-            return max(index, 1)
-    return len(text)
+def _split_to_width(word: str, width: float, style: str, size: float) -> list[str]:
+    """`word` cut into pieces no wider than `width` (at least one character each), in one pass over it."""
+    pieces, start, used = [], 0, 0.0
+    limit = width * 1000.0 / size  # in the font's units, as `_advance` measures
+    for index, char in enumerate(word):
+        advance = _advance(style, char)
+        if used + advance > limit and index > start:
+            pieces.append(word[start:index])
+            start, used = index, 0.0
+        used += advance
+    pieces.append(word[start:])
+    return pieces
 
 
 def _strip_trailing_space(line: Line) -> None:
@@ -184,21 +196,36 @@ def para_size(para: Para) -> float:
 
 
 def lay_text(paras: list[Para], box: Box) -> TextBox:
-    """The paragraphs at the largest scale at which they fit the box (the smallest one otherwise)."""
+    """The paragraphs at the largest scale at which they fit the box (the smallest one otherwise). Only what
+    the box can show is wrapped: a scale is given up at the first paragraph past the box; at the smallest,
+    paragraphs past it get no lines."""
     laid: list[LaidPara] = []
     for scale in SCALES:
-        laid = []
+        laid, height = [], 0.0
         for para in paras:
-            size = para_size(para) * scale
-            indent = (para.level + 1) * INDENT * scale if para.kind == "li" else 0.0
-            if para.kind == "quote":
-                indent = INDENT * scale
-            laid.append(
-                LaidPara(para, size, indent, wrap(para.runs, box.w - indent, size, force_bold=para.kind == "h"))
-            )
-        if sum(item.height for item in laid) <= box.h:
+            laid.append(_lay_para(para, scale, box, past_the_box=height > box.h))
+            height += laid[-1].height
+            if height > box.h and scale != SCALES[-1]:
+                break
+        if height <= box.h:
             return TextBox(box, laid, scale, overflow=False)
     return TextBox(box, laid, SCALES[-1], overflow=True)
+
+
+def _lay_para(para: Para, scale: float, box: Box, *, past_the_box: bool) -> LaidPara:
+    size = para_size(para) * scale
+    indent = (para.level + 1) * INDENT * scale if para.kind == "li" else 0.0
+    if para.kind == "quote":
+        indent = INDENT * scale
+    limit = 0 if past_the_box else most_lines(box.h, size)
+    lines = wrap(para.runs, box.w - indent, size, force_bold=para.kind == "h", max_lines=limit)
+    return LaidPara(para, size, indent, lines)
+
+
+def most_lines(height: float, size: float) -> int:
+    """Lines worth wrapping for a box `height` tall: those it holds, and two more to tell (past any rounding)
+    that it is cut."""
+    return int(height // (size * LINE_HEIGHT)) + 2
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -218,26 +245,29 @@ def lay_table(table: Table, box: Box) -> TableBox:
     natural = [40.0] * columns
     for row in table.rows:
         for index, cell in enumerate(row):
-            natural[index] = max(
-                natural[index], min(text_width(cell.text, True, False, 12) + 2 * CELL_PAD, box.w * 0.6)
-            )
+            measured = text_width(cell.text[:_NATURAL_CHARS], True, False, 12)
+            natural[index] = max(natural[index], min(measured + 2 * CELL_PAD, box.w * 0.6))
     total = sum(natural)
     widths = [box.w * value / total for value in natural]
-    fitted: TableBox | None = None
     for size in TABLE_SIZES:
-        cells = [
-            [
-                wrap(cell.runs, widths[index] - 2 * CELL_PAD, size, force_bold=cell.header)
-                for index, cell in enumerate(row)
-            ]
-            for row in table.rows
-        ]
-        heights = [max((len(lines) for lines in row), default=1) * size * LINE_HEIGHT + 2 * CELL_PAD for row in cells]
-        fitted = TableBox(box, table, size, widths, heights, cells, overflow=sum(heights) > box.h)
-        if not fitted.overflow:
-            break
-    assert fitted is not None
-    return fitted
+        cells: list[list[list[Line]]] = []
+        heights: list[float] = []
+        height = 0.0
+        for row in table.rows:  # a size is given up at the first row past the box; at the smallest, rows
+            limit = 1 if height > box.h else most_lines(box.h, size)  # past it are laid out one line deep
+            cells.append(
+                [
+                    wrap(cell.runs, widths[index] - 2 * CELL_PAD, size, force_bold=cell.header, max_lines=limit)
+                    for index, cell in enumerate(row)
+                ]
+            )
+            heights.append(max((len(lines) for lines in cells[-1]), default=1) * size * LINE_HEIGHT + 2 * CELL_PAD)
+            height += heights[-1]
+            if height > box.h and size != TABLE_SIZES[-1]:
+                break
+        if height <= box.h or size == TABLE_SIZES[-1]:
+            return TableBox(box, table, size, widths, heights, cells, overflow=height > box.h)
+    raise AssertionError("the smallest size is always returned")
 
 
 # -- pictures -------------------------------------------------------------------------------------
@@ -273,7 +303,7 @@ def lay_title(title: str) -> tuple[float, list[Line]]:
     runs = [Run(title, bold=True)]
     lines: list[Line] = []
     for size in (36.0, 32.0, 28.0, 24.0, 20.0, 18.0, 16.0):
-        lines = wrap(runs, TITLE_BOX.w, size)
+        lines = wrap(runs, TITLE_BOX.w, size, max_lines=most_lines(TITLE_BOX.h, size))
         if len(lines) * size * LINE_HEIGHT <= TITLE_BOX.h:
             return size, lines
     return 16.0, lines[: int(TITLE_BOX.h // (16.0 * LINE_HEIGHT))]

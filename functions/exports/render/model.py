@@ -51,8 +51,18 @@ class Table:
         return max((len(row) for row in self.rows), default=0)
 
     @property
+    def cell_count(self) -> int:
+        """The cells of its grid, as every format draws it: a short row is padded to the widest."""
+        return len(self.rows) * self.columns
+
+    @property
     def has_header(self) -> bool:
         return bool(self.rows) and all(cell.header for cell in self.rows[0])
+
+
+def stand_in(alt: str) -> Run:
+    """What a document shows where a picture cannot go."""
+    return Run(f"[image: {alt or 'picture'}]", italic=True)
 
 
 @dataclass
@@ -62,6 +72,10 @@ class Picture:
     width_px: int
     height_px: int
     alt: str = ""
+
+    @property
+    def stand_in(self) -> Run:
+        return stand_in(self.alt)
 
 
 Block = Para | Table | Picture
@@ -75,6 +89,7 @@ class SlideModel:
     blocks: list[Block] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # what the documents do not carry, said in the notes
     plain_text: bool = False  # the HTML could not be parsed: the slide is its plain text
+    nodes: int = 0  # tags and pieces of text parsed: what rendering the slide costs grows with
 
     @property
     def paragraphs(self) -> list[Para]:

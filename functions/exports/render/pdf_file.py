@@ -83,16 +83,29 @@ def _draw(pdf: _Pdf, model: SlideModel, laid: layout.SlideLayout, deck_has_scrip
         if isinstance(visual, layout.TableBox):
             clipped = _table(pdf, visual) or clipped
         else:
-            box = visual.box
-            pdf.image(io.BytesIO(visual.picture.data), x=box.x, y=box.y, w=box.w, h=box.h)
+            _picture(pdf, visual)
     notes = model.notes(deck_has_scripts)[1:]  # the slide id is the page's own business in a PDF
     if clipped:
         notes.append("Some text did not fit on this page and is cut.")
     if notes:
-        note = Run(" ".join(notes), italic=True, color="808080")
-        for number, line in enumerate(layout.wrap([note], layout.NOTE_BOX.w, 7.0)[:2]):
-            for fragment in line.fragments:
-                pdf.fragment(fragment.text, note, layout.NOTE_BOX.x + fragment.x, layout.NOTE_BOX.y + 7 + number * 9, 7)
+        _wrapped(pdf, Run(" ".join(notes), italic=True, color="808080"), layout.NOTE_BOX, 7.0, line_height=9.0)
+
+
+def _picture(pdf: _Pdf, laid: layout.PictureBox) -> None:
+    box = laid.box
+    try:
+        pdf.image(io.BytesIO(laid.picture.data), x=box.x, y=box.y, w=box.w, h=box.h)
+    except Exception:  # an image fpdf2 cannot read (though Pillow could) costs only itself
+        size = layout.BASE_SIZE["p"]
+        _wrapped(pdf, laid.picture.stand_in, box, size, line_height=size * layout.LINE_HEIGHT)
+
+
+def _wrapped(pdf: _Pdf, run: Run, box: layout.Box, size: float, *, line_height: float) -> None:
+    """`run` wrapped to the box's width, as many lines as its height holds (at least one)."""
+    lines = layout.wrap([run], box.w, size, max_lines=max(int(box.h // line_height), 1))
+    for number, line in enumerate(lines):
+        for fragment in line.fragments:
+            pdf.fragment(fragment.text, run, box.x + fragment.x, box.y + size + number * line_height, size)
 
 
 def _text(pdf: _Pdf, text: layout.TextBox) -> bool:
@@ -100,6 +113,8 @@ def _text(pdf: _Pdf, text: layout.TextBox) -> bool:
     box = text.box
     y = box.y
     for laid in text.paras:
+        if not laid.lines:
+            return True  # laid out past a full box
         para = laid.para
         width = box.w - laid.indent
         for number, line in enumerate(laid.lines):

@@ -4,13 +4,18 @@ native tables and pictures, and the slide id (and whatever was left out) in the 
 from __future__ import annotations
 
 import io
-from typing import Any
+import itertools
+from typing import IO, Any
 
 from pptx import Presentation
 from pptx.dml.color import RGBColor
 from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE, PP_ALIGN
+from pptx.opc.constants import RELATIONSHIP_TYPE as RT
+from pptx.opc.packuri import PackURI
 from pptx.oxml.ns import qn
-from pptx.util import Pt
+from pptx.parts.image import Image, ImagePart
+from pptx.text.text import _Run
+from pptx.util import Emu, Pt
 
 from render import layout
 from render.model import Document, Para, Run, SlideModel
@@ -18,11 +23,13 @@ from render.parse import plain_text_slide
 
 _ALIGN = {"left": PP_ALIGN.LEFT, "center": PP_ALIGN.CENTER, "right": PP_ALIGN.RIGHT, "justify": PP_ALIGN.JUSTIFY}
 _TITLE_ONLY_LAYOUT = 5
+_END_MARK = qn("a:endParaRPr")
 OVERFLOW_NOTE = "The text of this slide is longer than a slide holds; it is set at the smallest size."
 
 
 def render(document: Document, originals: dict[str, str]) -> bytes:
     presentation = Presentation()
+    _PartIndex(presentation.part.package)
     presentation.slide_width = Pt(layout.SLIDE_W)
     presentation.slide_height = Pt(layout.SLIDE_H)
     presentation.core_properties.title = document.title
@@ -60,14 +67,14 @@ def _draw(slide: Any, model: SlideModel, deck_has_scripts: bool, *, title_placeh
         run.font.bold = True
     elif title is not None:
         title._element.getparent().remove(title._element)  # no empty "Click to add title" box
+    links = _Links(slide.part)
     if laid.text is not None:
-        _text_box(slide, laid.text)
+        _text_box(slide, laid.text, links)
     for visual in laid.visuals:
         if isinstance(visual, layout.TableBox):
-            _table(slide, visual)
+            _table(slide, visual, links)
         else:
-            box = visual.box
-            slide.shapes.add_picture(io.BytesIO(visual.picture.data), Pt(box.x), Pt(box.y), Pt(box.w), Pt(box.h))
+            _picture(slide, visual, links)
     notes = model.notes(deck_has_scripts)
     if laid.overflow:
         notes.append(OVERFLOW_NOTE)
@@ -78,7 +85,7 @@ def _place(shape: Any, box: layout.Box) -> None:
     shape.left, shape.top, shape.width, shape.height = Pt(box.x), Pt(box.y), Pt(box.w), Pt(box.h)
 
 
-def _text_box(slide: Any, text: layout.TextBox) -> None:
+def _text_box(slide: Any, text: layout.TextBox, links: _Links) -> None:
     box = text.box
     shape = slide.shapes.add_textbox(Pt(box.x), Pt(box.y), Pt(box.w), Pt(box.h))
     frame = shape.text_frame
@@ -99,7 +106,7 @@ def _text_box(slide: Any, text: layout.TextBox) -> None:
                 p_pr.set("indent", str(-int(Pt(layout.INDENT * text.scale))))
                 p_pr.append(_bullet(p_pr, para.marker))
         for run in para.runs:
-            _run(paragraph, run, laid.size, bold=para.kind == "h")
+            _run(paragraph, run, laid.size, links, bold=para.kind == "h")
 
 
 def _bullet(p_pr: Any, marker: str) -> Any:
@@ -110,38 +117,71 @@ def _bullet(p_pr: Any, marker: str) -> Any:
     return p_pr.makeelement(qn("a:buChar"), {"char": marker})
 
 
-def _run(paragraph: Any, run: Run, size: float, *, bold: bool = False) -> None:
+def _run(paragraph: Any, run: Run, size: float, links: _Links, *, bold: bool = False) -> None:
     text = run.text.replace("\n", " ")
     if not text:
         return
-    added = paragraph.add_run()
+    added = _new_run(paragraph)
     added.text = text
     font = added.font
     font.size = Pt(size)
-    font.bold = run.bold or bold or None
-    font.italic = run.italic or None
-    font.underline = run.underline or None
+    if run.bold or bold:  # what is not set stays unset: a fresh run has no bold, italic or underline
+        font.bold = True
+    if run.italic:
+        font.italic = True
+    if run.underline:
+        font.underline = True
     if run.color:
         font.color.rgb = RGBColor.from_string(run.color)
     if run.link:
-        added.hyperlink.address = run.link
+        added._r.get_or_add_rPr().add_hlinkClick(links.relation(run.link))
 
 
-def _table(slide: Any, laid: layout.TableBox) -> None:
+class _Links:
+    """A slide's hyperlinks, one relationship per address: python-pptx searches every relationship of the slide
+    for each link it adds, quadratic in links."""
+
+    def __init__(self, part: Any) -> None:
+        self._part = part
+        self._relations: dict[str, str] = {}
+
+    def relation(self, url: str) -> str:
+        if url not in self._relations:
+            self._relations[url] = self._part.rels._add_relationship(RT.HYPERLINK, url, is_external=True)
+        return self._relations[url]
+
+
+def _new_run(paragraph: Any) -> _Run:
+    """A run at the end of the paragraph, before its end mark if it has one (always its last child): python-pptx's
+    `add_run` scans the paragraph for that mark, quadratic in runs."""
+    p = paragraph._p
+    r = p._new_r()
+    last = next(p.iterchildren(reversed=True), None)  # as `len(p)`, `p.find()` walks every child
+    if last is not None and last.tag == _END_MARK:
+        last.addprevious(r)
+    else:
+        p.append(r)
+    return _Run(r, paragraph)
+
+
+def _table(slide: Any, laid: layout.TableBox, links: _Links) -> None:
     table = laid.table
-    rows, columns = len(table.rows), max(table.columns, 1)
+    columns = max(table.columns, 1)
     box = laid.box
-    height = min(sum(laid.row_heights), box.h)
-    shape = slide.shapes.add_table(rows, columns, Pt(box.x), Pt(box.y), Pt(box.w), Pt(height))
+    widths = [Pt(width) for width in laid.col_widths]
+    heights = [Pt(height) for height in laid.row_heights]
+    shape = slide.shapes.add_table(len(table.rows), columns, Pt(box.x), Pt(box.y), Emu(sum(widths)), Emu(sum(heights)))
     grid = shape.table
     grid.first_row = table.has_header
-    for index, width in enumerate(laid.col_widths):
-        grid.columns[index].width = Pt(width)
-    for index, row_height in enumerate(laid.row_heights):
-        grid.rows[index].height = Pt(row_height)
-    for r, row in enumerate(table.rows):
+    # Sized in the XML: python-pptx re-sums every row (or column) on each one resized, cubic in rows.
+    for grid_column, width in zip(grid._tbl.tblGrid.gridCol_lst, widths, strict=True):
+        grid_column.w = width
+    for grid_row, height in zip(grid._tbl.tr_lst, heights, strict=True):
+        grid_row.h = height
+    cells = grid.iter_cells()  # in order, where `grid.cell(r, c)` lists every row to reach one
+    for row in table.rows:
         for c in range(columns):
-            cell = grid.cell(r, c)
+            cell = next(cells)
             cell.margin_left = cell.margin_right = cell.margin_top = cell.margin_bottom = Pt(layout.CELL_PAD)
             frame = cell.text_frame
             frame.word_wrap = True
@@ -154,7 +194,17 @@ def _table(slide: Any, laid: layout.TableBox) -> None:
                 if source.align:
                     paragraph.alignment = _ALIGN[source.align]
                 for run in runs:
-                    _run(paragraph, run, laid.size, bold=source.header)
+                    _run(paragraph, run, laid.size, links, bold=source.header)
+
+
+def _picture(slide: Any, laid: layout.PictureBox, links: _Links) -> None:
+    box = laid.box
+    try:
+        slide.shapes.add_picture(io.BytesIO(laid.picture.data), Pt(box.x), Pt(box.y), Pt(box.w), Pt(box.h))
+    except Exception:  # an image python-pptx cannot read (though Pillow could) costs only itself
+        frame = slide.shapes.add_textbox(Pt(box.x), Pt(box.y), Pt(box.w), Pt(box.h)).text_frame
+        frame.word_wrap = True
+        _run(frame.paragraphs[0], laid.picture.stand_in, layout.BASE_SIZE["p"], links)
 
 
 def _split_lines(runs: list[Run]) -> list[list[Run]]:
@@ -166,6 +216,32 @@ def _split_lines(runs: list[Run]) -> list[list[Run]]:
             if part:
                 lines[-1].append(Run(part, run.bold, run.italic, run.underline, run.link, run.color))
     return lines
+
+
+class _PartIndex:
+    """python-pptx walks every part of the package to name a new one (a slide's notes, an image) and to find an
+    image it already holds, quadratic in slides and images: this index does both from what it has seen."""
+
+    def __init__(self, package: Any) -> None:
+        self._package = package
+        self._names = {str(part.partname) for part in package.iter_parts()}
+        self._numbers: dict[str, itertools.count[int]] = {}
+        self._images: dict[str, ImagePart] = {}
+        package.next_partname = self.next_partname
+        package.get_or_add_image_part = self.image_part
+
+    def next_partname(self, template: str) -> PackURI:
+        numbers = self._numbers.setdefault(template, itertools.count(1))
+        name = next(template % number for number in numbers if template % number not in self._names)
+        self._names.add(name)
+        return PackURI(name)
+
+    def image_part(self, image_file: IO[bytes]) -> ImagePart:
+        image = Image.from_file(image_file)
+        if image.sha1 not in self._images:
+            name = self.next_partname(f"/ppt/media/image%d.{image.ext}")
+            self._images[image.sha1] = ImagePart(name, image.content_type, self._package, image.blob, image.filename)
+        return self._images[image.sha1]
 
 
 def _clear(slide: Any) -> None:
