@@ -80,7 +80,7 @@ validate: $(STAMP) ## the template as CloudFormation and SAM see it
 build: $(STAMP) ## sam build for AWS (arm64), no Docker needed
 	$(LAYER_BUILD_ENV) $(SAM) build
 
-bench: $(STAMP) ## side by side with the alternatives: benchmarks/results.md and plots (benchmark-only packages too)
+bench: $(STAMP) local-build ## side by side with the alternatives: benchmarks/results.md and plots (benchmark-only packages too)
 	@test -f $(VENV)/.bench-$(BENCH_SUM) || { $(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt \
 		&& rm -f $(VENV)/.bench-* && touch $(VENV)/.bench-$(BENCH_SUM); }
 	$(BIN)/python -m benchmarks

@@ -39,7 +39,7 @@ class Gateway:
             "-m",
             "local.gateway",
             "--template",
-            str(ROOT / "template.yaml"),
+            str(ROOT / ".local" / "build" / "template.yaml"),  # what make dev serves (make local-build)
             "--state-file",
             str(self.state),
             "--no-schedules",

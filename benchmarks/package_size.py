@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,7 +44,8 @@ def run(section: Section) -> None:
         process = subprocess.run(
             [str(sam), "build", "--build-dir", str(build), "--cache-dir", str(cache)],
             cwd=ROOT,
-            env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+            # packaging/Makefile runs in a scratch directory, where pyenv's .python-version is not seen
+            env={**os.environ, "SAM_CLI_TELEMETRY": "0", "PYTHON": sys.executable},
             capture_output=True,
             text=True,
             timeout=600,
