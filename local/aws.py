@@ -76,7 +76,7 @@ def start_local_aws(stack: Stack, host: str = "127.0.0.1", port: int = 0) -> Loc
     server.start()
     bound_port = server.get_host_and_port()[1]
     # Bound to every interface (for containers, local.sam_local), it is still reached here through loopback.
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  # nosec B104
     endpoint = f"http://{reachable}:{bound_port}"
     try:
         resources = create_aws_resources(stack, aws_client("dynamodb", endpoint), aws_client("s3", endpoint))

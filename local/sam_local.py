@@ -38,7 +38,7 @@ def env_vars(stack: Stack, endpoint: str) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.sam_local", description=__doc__.splitlines()[0])
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
-    parser.add_argument("--host", default="0.0.0.0", help="where moto listens (containers must reach it)")  # noqa: S104
+    parser.add_argument("--host", default="0.0.0.0", help="where moto listens (containers must reach it)")  # noqa: S104  # nosec B104
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--env-file", type=Path, default=Path(".local/env.json"))
     parser.add_argument("--container-host", default=CONTAINER_HOST, help="this machine, as containers name it")
