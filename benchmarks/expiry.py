@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks import harness
 from benchmarks.report import Section, table
+from local import moto_fast
 
 SESSIONS = 10_000
 DUE_COUNTS = (10, 100, 1_000)
@@ -112,7 +113,7 @@ def run(section: Section) -> None:
         section.gap("the expiry function (functions/expiry/) is not in template.yaml yet; the harness is ready")
         return
     rows, data = [], {}
-    with harness.moto_stack() as stack, harness.quiet(), harness.cheap_moto_transactions():
+    with harness.moto_stack() as stack, harness.quiet(), moto_fast.installed():
         started = time.perf_counter()
         session_ids = seed_sessions(stack.api, stack.table, SESSIONS)
         section.data["seed_seconds"] = time.perf_counter() - started

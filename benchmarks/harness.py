@@ -167,32 +167,6 @@ class Stack:
 
 
 @contextmanager
-def cheap_moto_transactions() -> Iterator[None]:
-    """moto snapshots every table a TransactWriteItems touches (a deep copy, once per operation) to roll back
-    a refused transaction: seconds per transaction on a 10,000-item table. This skips the snapshot, so a
-    refused transaction may leave its earlier operations applied: only for runs whose transactions succeed
-    (their outcome is checked and reported)."""
-    import copy
-
-    from moto.dynamodb import models
-    from moto.dynamodb.models.table import Table
-
-    class _NoTableSnapshot:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-    models.copy = _NoTableSnapshot()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        models.copy = copy  # type: ignore[assignment]
-
-
-@contextmanager
 def moto_stack() -> Iterator[Stack]:
     import boto3
     from moto import mock_aws

@@ -9,6 +9,8 @@ only those are put back when it fails. Safe because the local AWS serves one req
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from moto.dynamodb import models
@@ -62,3 +64,14 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
 def install() -> None:
     models.copy = _CopyExceptTables()  # type: ignore[assignment]
     models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """`install()` for a while, then moto as it was (benchmarks on the in-process moto)."""
+    saved = models.copy, models.DynamoDBBackend.transact_write_items
+    install()
+    try:
+        yield
+    finally:
+        models.copy, models.DynamoDBBackend.transact_write_items = saved  # type: ignore[method-assign]
