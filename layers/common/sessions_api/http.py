@@ -338,9 +338,12 @@ def _depth(data: Any) -> int:
     return deepest
 
 
+def _too_deep() -> errors.ApiError:
+    return errors.validation_error("body", f"the body nests more than {MAX_BODY_DEPTH} levels deep")
+
+
 def _check_json(text: str) -> None:
     """Refuse what json.loads would choke on later, or let through only to fail deeper (a 500)."""
-    too_deep = errors.validation_error("body", f"the body nests more than {MAX_BODY_DEPTH} levels deep")
     try:
         data = json.loads(
             text,
@@ -349,14 +352,14 @@ def _check_json(text: str) -> None:
             object_pairs_hook=_object_without_duplicates,
         )
     except RecursionError as exc:
-        raise too_deep from exc
+        raise _too_deep() from exc
     except _DuplicateKey as exc:
         raise errors.validation_error("body", f"the key {exc.name!r} appears more than once in one object") from exc
     except ValueError as exc:
         # Malformed JSON, NaN/Infinity, a float out of range, or an integer over Python's digit limit.
         raise errors.BadRequest(f"The body is not valid JSON: {str(exc)[:120]}") from exc
     if _depth(data) > MAX_BODY_DEPTH:
-        raise too_deep
+        raise _too_deep()
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
         raise errors.validation_error("body", "text must be valid Unicode (no lone surrogates)")
     if not isinstance(data, dict):
