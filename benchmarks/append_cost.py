@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from benchmarks import harness, plots
 from benchmarks.peers import langchain_history
@@ -28,20 +27,13 @@ def _ours_route(session_id: str) -> bool:
 
 
 def _layer_append(session_id: str, role: str, content: str) -> None:
-    """The write an append is in this codebase (docs/CONTRIBUTING.md): the guard's one transaction."""
-    from sessions_api import timeutil
+    """The append use case itself, below the routes: its one transaction."""
     from sessions_api.identity import Caller
-    from sessions_api.logic import access, activity, guard, history, messages
+    from sessions_api.logic.messages import Messages
+    from sessions_api.models.messages import MessageIn
+    from sessions_api.settings import get_settings
 
-    moment = timeutil.now()
-    at = timeutil.iso(moment)
-    item = messages.message_item(session_id, role=role, content=content, at=at)
-    event = history.event_item(session_id, "message_added", "alice", at, message_id=item["message_id"])
-
-    def build(expr: Any) -> Any:
-        return messages.count_appended(activity.touch(activity.require_writable(expr), session_id, moment), [item])
-
-    guard.write_session(Caller("alice"), session_id, access.Action.WRITE, build, extra_items=[item, event])
+    Messages(get_settings()).append(Caller("alice"), session_id, [MessageIn(role=role, content=content)])
 
 
 def ours(stack: harness.Stack) -> tuple[str, dict[int, harness.Work]]:

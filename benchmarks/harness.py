@@ -227,14 +227,13 @@ def kib(n: int) -> str:
 def seed_messages(table: Any, session_id: str, count: int, *, content: str = "seeded message", start: int = 0) -> None:
     """`count` message items in the session's partition, and the session's counters to match."""
     from sessions_api import timeutil
-    from sessions_api.dal import keys
-    from sessions_api.logic import messages
+    from sessions_api.dal import items, keys
 
     at = timeutil.now_iso()
     with table.batch_writer() as batch:
         for number in range(start, start + count):
             role = "user" if number % 2 == 0 else "assistant"
-            batch.put_item(Item=messages.message_item(session_id, role=role, content=f"{content} {number}", at=at))
+            batch.put_item(Item=items.new_message(session_id, role=role, content=f"{content} {number}", at=at))
     table.update_item(
         Key=keys.session_key(session_id),
         UpdateExpression="ADD message_count :n",

@@ -9,7 +9,7 @@ Adding your route (one row per method and path, as template.yaml writes the path
     Row("POST", "/api/v1/sessions/{session_id}/messages", Action.WRITE, ok=201,
         body=lambda w: {"role": "user", "content": "hi"}),
 
-- `action` is the least `logic.access.Action` the route needs on the session in its path; the expected
+- `action` is the least `logic.policy.Action` the route needs on the session in its path; the expected
   status for each caller follows from it (owner and strong-enough shares → `ok`, weaker shares → 403
   `session_not_accessible`, strangers / revoked / expired shares → 404 `session_not_found`).
 - A path parameter other than `session_id` (`{message_id}`, `{export_id}`, …) is taken from `SEEDS`:
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sessions_api.dal import keys
-from sessions_api.logic.access import Action
+from sessions_api.logic.policy import Action
 
 API = "/api/v1"
 SESSION = f"{API}/sessions/{{session_id}}"

@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
-from sessions_api.logic import access, guard
+from sessions_api.logic import authorized
 from sessions_api.logic.exports import Exports, format_from_accept
+from sessions_api.logic.policy import Action
 from sessions_api.models.decks import ExportFormat, ExportIn, ExportList, ExportOut
 from sessions_api.observability import instrument
 from sessions_api.settings import get_settings
@@ -66,9 +67,9 @@ def create_export(
 ):
     export_format = _format(body.format if body else None, format, accept)
     caller = http.caller(app)
-    summary = guard.once(
+    summary = authorized.once(
         caller,
-        access.Action.EXPORT,
+        Action.EXPORT,
         session_id=session_id,
         operation="create_export",
         key=idempotency_key,

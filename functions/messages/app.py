@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
-from sessions_api.logic import access, guard
+from sessions_api.logic import authorized
 from sessions_api.logic.chat import Chat
-from sessions_api.logic.conversation import Conversation
+from sessions_api.logic.messages import Messages
+from sessions_api.logic.policy import Action
 from sessions_api.models.messages import (
     AppendIn,
     AppendOut,
@@ -34,8 +35,8 @@ MessageIdPath = Annotated[str, Path(max_length=64, description="`msg_` followed 
 
 
 @cache
-def conversation() -> Conversation:
-    return Conversation(get_settings())
+def messages() -> Messages:
+    return Messages(get_settings())
 
 
 @cache
@@ -61,12 +62,12 @@ def append_messages(
     incoming = body.messages if isinstance(body, MessageBatchIn) else [body]
 
     def produce() -> dict[str, Any]:
-        stored = conversation().append(caller, session_id, incoming)
+        stored = messages().append(caller, session_id, incoming)
         return {"messages": stored} if batch else stored[0]
 
-    result = guard.once(
+    result = authorized.once(
         caller,
-        access.Action.WRITE,
+        Action.WRITE,
         session_id=session_id,
         operation="append_messages",
         key=idempotency_key,
@@ -89,7 +90,7 @@ def list_messages(
         Literal["asc", "desc"], Query(description="`asc` oldest first (default), `desc` newest first")
     ] = "asc",
 ):
-    page = conversation().list(http.caller(app), session_id, limit=limit, cursor=cursor, order=order)
+    page = messages().list(http.caller(app), session_id, limit=limit, cursor=cursor, order=order)
     return http.json_response(200, page)
 
 
@@ -98,12 +99,12 @@ def list_messages(
     responses={200: {"description": "The message", "content": {"application/json": {"model": MessageOut}}}},
 )
 def get_message(session_id: SessionIdPath, message_id: MessageIdPath):
-    return http.json_response(200, conversation().get(http.caller(app), session_id, message_id))
+    return http.json_response(200, messages().get(http.caller(app), session_id, message_id))
 
 
 @app.delete(f"{BASE}/<session_id>/messages/<message_id>", responses={204: {"description": "Deleted"}})
 def delete_message(session_id: SessionIdPath, message_id: MessageIdPath):
-    conversation().delete(http.caller(app), session_id, message_id)
+    messages().delete(http.caller(app), session_id, message_id)
     return Response(status_code=204)
 
 

@@ -10,15 +10,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
-from sessions_api.logic import access, guard
+from sessions_api.logic import authorized
 from sessions_api.logic.lifecycle import Action as LifecycleAction
 from sessions_api.logic.lifecycle import Lifecycle
+from sessions_api.logic.policy import Action
 from sessions_api.logic.results import Results
 from sessions_api.logic.results import markdown as results_markdown
-from sessions_api.logic.session_metrics import metrics as session_metrics
 from sessions_api.logic.sessions import ListQuery, Sessions
 from sessions_api.logic.sharing import Sharing
-from sessions_api.logic.timeline import Timeline
 from sessions_api.models.api import (
     CleanupIn,
     CleanupOut,
@@ -61,11 +60,6 @@ def results() -> Results:
     return Results(get_settings())
 
 
-@cache
-def timeline() -> Timeline:
-    return Timeline(get_settings())
-
-
 def session_response(status: int, session: dict[str, Any], **headers: str):
     return http.json_response(status, session, {"ETag": http.etag(session["version"]), **headers})
 
@@ -80,9 +74,9 @@ def session_response(status: int, session: dict[str, Any], **headers: str):
 def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idempotency_key: http.IdempotencyKey = None):
     caller = http.caller(app)
     request = body or CreateSessionIn()
-    result = guard.once(
+    result = authorized.once(
         caller,
-        access.Action.READ,
+        Action.READ,
         session_id=None,
         operation="create_session",
         key=idempotency_key,
@@ -260,7 +254,7 @@ def get_results(
     responses={200: {"description": "The metrics", "content": {"application/json": {"model": MetricsOut}}}},
 )
 def get_metrics(session_id: SessionIdPath):
-    return http.json_response(200, session_metrics(http.caller(app), session_id))
+    return http.json_response(200, sessions().metrics(http.caller(app), session_id))
 
 
 @app.get(
@@ -273,7 +267,7 @@ def get_history(
     cursor: http.Cursor = None,
     order: Annotated[Literal["asc", "desc"], Query(description="`asc` (oldest first, default) or `desc`")] = "asc",
 ):
-    page = timeline().page(http.caller(app), session_id, limit=limit, cursor=cursor, descending=order == "desc")
+    page = sessions().history(http.caller(app), session_id, limit=limit, cursor=cursor, descending=order == "desc")
     return http.json_response(200, page)
 
 

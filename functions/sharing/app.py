@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
-from sessions_api.logic import access, guard
-from sessions_api.logic.comments import Comments
+from sessions_api.logic import authorized
+from sessions_api.logic.policy import Action
 from sessions_api.logic.sharing import Sharing
 from sessions_api.models.sharing import CommentIn, CommentList, CommentOut, ShareIn, ShareList, ShareOut
 from sessions_api.observability import instrument
@@ -28,11 +28,6 @@ def sharing() -> Sharing:
     return Sharing(get_settings())
 
 
-@cache
-def comments() -> Comments:
-    return Comments(get_settings())
-
-
 @app.post(
     f"{BASE}/<session_id>/share",
     responses={
@@ -45,9 +40,9 @@ def share_session(
 ):
     caller = http.caller(app)
     session_url = f"{http.api_url(app, get_settings().api_base_path)}/sessions/{session_id}"
-    result = guard.once(
+    result = authorized.once(
         caller,
-        access.Action.MANAGE,
+        Action.MANAGE,
         session_id=session_id,
         operation="share",
         key=idempotency_key,
@@ -82,14 +77,14 @@ def create_comment(
     session_id: SessionIdPath, body: Annotated[CommentIn, Body()], idempotency_key: http.IdempotencyKey = None
 ):
     caller = http.caller(app)
-    result = guard.once(
+    result = authorized.once(
         caller,
-        access.Action.COMMENT,
+        Action.COMMENT,
         session_id=session_id,
         operation="comment",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        produce=lambda: comments().create(caller, session_id, body),
+        produce=lambda: sharing().comment(caller, session_id, body),
     )
     return http.json_response(201, result)
 
@@ -99,7 +94,7 @@ def create_comment(
     responses={200: {"description": "Oldest first", "content": {"application/json": {"model": CommentList}}}},
 )
 def list_comments(session_id: SessionIdPath, limit: Limit = 50, cursor: http.Cursor = None):
-    return http.json_response(200, comments().list(http.caller(app), session_id, limit=limit, cursor=cursor))
+    return http.json_response(200, sharing().list_comments(http.caller(app), session_id, limit=limit, cursor=cursor))
 
 
 @instrument

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from local import template
-from sessions_api.logic import access
+from sessions_api.logic import policy
 from tests import access_matrix as matrix
 from tests import support
 from tests.conftest import all_items
@@ -104,6 +104,6 @@ def test_every_row_is_a_served_route() -> None:
 def test_the_policy_is_the_contracts() -> None:
     # "view reads everything; edit also writes messages, slides and renames; collaborate also comments
     # and exports. Only the owner deletes, shares, or changes status."
-    names = {access.Permission.VIEW: "view", access.Permission.EDIT: "edit"}
-    names |= {access.Permission.COLLABORATE: "collaborate", access.Permission.OWNER: "owner"}
-    assert {action: names[access.REQUIRED[action]] for action in access.Action} == matrix.LEAST_ROLE
+    names = {policy.Permission.VIEW: "view", policy.Permission.EDIT: "edit"}
+    names |= {policy.Permission.COLLABORATE: "collaborate", policy.Permission.OWNER: "owner"}
+    assert {action: names[policy.REQUIRED[action]] for action in policy.Action} == matrix.LEAST_ROLE

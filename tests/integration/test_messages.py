@@ -273,18 +273,19 @@ def _bucket() -> str:
 def test_thousands_of_messages_page_in_both_orders_without_gaps_or_duplicates(api: Api, table: Any) -> None:
     # Given a session with 2,050 messages: 50 appended through the API, then 2,000 written straight to
     # the table (moto copies the whole table for every transaction, which makes thousands of appends slow)
-    from sessions_api.logic import messages
+    from sessions_api.dal import items
+    from sessions_api.dal.messages_repo import MessagesRepo
 
     sid = api.create_session()["session_id"]
     written = [
         m["message_id"] for start in (0, 25) for m in batch(api, sid, [f"m{i}" for i in range(start, start + 25)])
     ]
     seeded = [
-        messages.message_item(sid, role="user", content=f"m{i}", at="2026-01-01T00:00:00.000Z") for i in range(50, 2050)
+        items.new_message(sid, role="user", content=f"m{i}", at="2026-01-01T00:00:00.000Z") for i in range(50, 2050)
     ]
     with table.batch_writer() as writer:
         for item in seeded:
-            writer.put_item(Item=messages.stored(item, owner=None))
+            writer.put_item(Item=MessagesRepo.offload([item], owner=None)[0])
     written += [item["message_id"] for item in seeded]
     assert written == sorted(written) and len(set(written)) == 2050
     # When a client pages through oldest first, then newest first, with different page sizes

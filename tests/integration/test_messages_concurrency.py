@@ -16,7 +16,7 @@ import pytest
 from sessions_api import errors
 from sessions_api.identity import Caller
 from sessions_api.logic.chat import Chat
-from sessions_api.logic.conversation import Conversation
+from sessions_api.logic.messages import Messages
 from sessions_api.logic.sessions import Sessions
 from sessions_api.models.api import CreateSessionIn
 from sessions_api.models.messages import ChatIn, MessageIn
@@ -35,7 +35,7 @@ def server() -> Iterator[str]:
         yield endpoint
 
 
-def all_messages(conversation: Conversation, session_id: str) -> list[dict[str, Any]]:
+def all_messages(conversation: Messages, session_id: str) -> list[dict[str, Any]]:
     seen, cursor = [], None
     while True:
         page = conversation.list(ALICE, session_id, limit=500, cursor=cursor, order="asc")
@@ -67,7 +67,7 @@ def test_thirty_concurrent_appenders_lose_nothing_and_counters_are_exact(server:
 
     # When 30 writers append at the same moment, each a few single messages and one batch
     def writer(index: int) -> list[str]:
-        conversation = Conversation(settings)
+        conversation = Messages(settings)
         written = []
         for n in range(MESSAGES_EACH):
             role = "user" if n % 2 == 0 else "assistant"
@@ -85,7 +85,7 @@ def test_thirty_concurrent_appenders_lose_nothing_and_counters_are_exact(server:
     written = {message_id for result in results for message_id in result}
     per_writer = MESSAGES_EACH + 3
     assert len(written) == WRITERS * per_writer
-    stored = all_messages(Conversation(settings), session_id)
+    stored = all_messages(Messages(settings), session_id)
     assert [m["message_id"] for m in stored] == sorted(written)
 
     # And the session's counters match them exactly
@@ -112,7 +112,7 @@ def test_two_concurrent_chats_on_one_session_one_is_busy(server: str) -> None:
     answered = [result for result in results if isinstance(result, dict)]
     busy = [result for result in results if isinstance(result, errors.SessionBusy)]
     assert len(answered) == 1 and len(busy) == 1, results
-    stored = all_messages(Conversation(settings), session_id)
+    stored = all_messages(Messages(settings), session_id)
     assert [(m["role"], m["message_id"]) for m in stored] == [
         ("user", answered[0]["user_message_id"]),
         ("assistant", answered[0]["message_id"]),

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from sessions_api.errors import BadRequest
+from sessions_api.settings import Settings
 
 _VERSION = 1
 _SIG_BYTES = 16
@@ -30,6 +31,12 @@ def _unb64(text: str) -> bytes:
 class CursorCodec:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CursorCodec:
+        if settings.cursor_secret is None:
+            raise RuntimeError("CURSOR_SECRET is not set: give this function the cursor-signing key in template.yaml")
+        return cls(settings.cursor_secret.get_secret_value().encode())
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_SIG_BYTES]

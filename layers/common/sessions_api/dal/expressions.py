@@ -16,6 +16,13 @@ class Expr:
         self._removes: list[str] = []
         self._conditions: list[str] = []
 
+    def copy(self) -> Expr:
+        twin = Expr()
+        twin._names, twin._values = dict(self._names), dict(self._values)
+        twin._sets, twin._adds = list(self._sets), list(self._adds)
+        twin._removes, twin._conditions = list(self._removes), list(self._conditions)
+        return twin
+
     def name(self, attribute: str) -> str:
         for placeholder, existing in self._names.items():
             if existing == attribute:

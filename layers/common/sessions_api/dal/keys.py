@@ -59,6 +59,11 @@ def due_gsi3pk(shard: int) -> str:
     return f"DUE#{shard}"
 
 
+def due_pk(session_id: str, shards: int) -> str:
+    """The due-index partition a session's expiry and purge are scheduled in."""
+    return due_gsi3pk(due_shard(session_id, shards))
+
+
 def message_key(session_id: str, message_id: str) -> dict[str, str]:
     return {"PK": session_pk(session_id), "SK": MESSAGE_PREFIX + message_id}
 

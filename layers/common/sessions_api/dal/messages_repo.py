@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sessions_api.dal import keys, payloads, table
+from sessions_api.dal.items import preview
 from sessions_api.dal.sessions_repo import Page
 from sessions_api.identity import Caller
 
@@ -86,11 +87,18 @@ class MessagesRepo:
         return session, shares, message
 
     @staticmethod
-    def delete_operation(session_id: str, message_id: str) -> dict[str, Any]:
-        """A transaction operation removing the message, refused if it is already gone (counters stay exact)."""
-        return {
-            "Delete": {"Key": keys.message_key(session_id, message_id), "ConditionExpression": "attribute_exists(PK)"}
-        }
-
-    def exists(self, session_id: str, message_id: str) -> bool:
-        return table.get(keys.message_key(session_id, message_id)) is not None
+    def offload(messages: list[dict[str, Any]], owner: str | None) -> list[dict[str, Any]]:
+        """The messages as stored: each content's size, and a content too large for its item written to S3
+        under the owner's prefix first (an object whose transaction then fails is purged with the session;
+        a message pointing at nothing would be data loss)."""
+        stored = []
+        for item in messages:
+            content = item["content"]
+            result = {**item, "content_bytes": len(content.encode("utf-8"))}
+            if payloads.needs_s3(content):
+                assert owner is not None, "the owner's prefix is needed for a large content"
+                result.pop("content")
+                result["payload_key"] = payloads.store(owner, item["session_id"], item["message_id"], content)
+                result["content_preview"] = preview(content)
+            stored.append(result)
+        return stored

@@ -20,11 +20,23 @@ class QuotaExceeded(Exception):
 
 
 class WriteRefused(Exception):
-    """A conditional write on a session failed; `current` is the session as it was (None if absent)."""
+    """A conditional write was refused. `session_refused`: the session's own condition failed, and `current`
+    is the session as it was then (None: absent); `share_lost`: the writer's share no longer grants the
+    write; `message_gone`: the message it removes was gone already."""
 
-    def __init__(self, current: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        current: dict[str, Any] | None,
+        *,
+        session_refused: bool = True,
+        share_lost: bool = False,
+        message_gone: bool = False,
+    ) -> None:
         super().__init__("conditional write refused")
         self.current = current
+        self.session_refused = session_refused
+        self.share_lost = share_lost
+        self.message_gone = message_gone
 
 
 def status_counter(status: str) -> str:
@@ -87,6 +99,31 @@ def owner_condition(expr: Expr, owner: str) -> Expr:
     )
 
 
+@dataclass(frozen=True)
+class SessionFilters:
+    """What a listing keeps: a title substring (case-insensitive), a status, a type, a creation window."""
+
+    search: str | None = None
+    status: str | None = None
+    session_type: str | None = None
+    created_from: str | None = None
+    created_to: str | None = None
+
+    def expression(self) -> Expr:
+        expr = Expr()
+        if self.search:
+            expr.when(f"contains({expr.name('title_lower')}, {expr.value(self.search.lower())})")
+        if self.status:
+            expr.when(f"{expr.name('status')} = {expr.value(self.status)}")
+        if self.session_type:
+            expr.when(f"{expr.name('session_type')} = {expr.value(self.session_type)}")
+        if self.created_from:
+            expr.when(f"{expr.name('created_at')} >= {expr.value(self.created_from)}")
+        if self.created_to:
+            expr.when(f"{expr.name('created_at')} <= {expr.value(self.created_to)}")
+        return expr
+
+
 @dataclass
 class Page:
     items: list[dict[str, Any]]
@@ -123,12 +160,14 @@ class SessionsRepo:
     def counters(self, user_id: str) -> dict[str, Any] | None:
         return table.get(keys.counters_key(user_id))
 
-    def list_owned(self, user_id: str, *, limit: int, start_key: dict[str, Any] | None, filters: Expr | None) -> Page:
+    def list_owned(
+        self, user_id: str, *, limit: int, start_key: dict[str, Any] | None, filters: SessionFilters
+    ) -> Page:
         """One page of the owner's sessions, newest activity first, reading at most the page asked for.
 
         The first page also meets the counters item (it sorts first), so it costs one query.
         """
-        expr = filters or Expr()
+        expr = filters.expression()
         key_condition = f"{expr.name('GSI1PK')} = {expr.value(keys.owner_gsi1pk(user_id))}"
         first_page = start_key is None
         lookahead = limit + 1 + (1 if first_page else 0)
@@ -169,33 +208,6 @@ class SessionsRepo:
         )
         return response["Items"][0] if response["Items"] else None
 
-    def update(
-        self,
-        session_id: str,
-        expr: Expr,
-        *,
-        extra_items: list[dict[str, Any]] = (),  # type: ignore[assignment]
-        share_check: dict[str, Any] | None = None,
-        extra_operations: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    ) -> None:
-        """Apply `expr` (SET/ADD/REMOVE plus its conditions) to the session, with its history items.
-
-        `share_check` is a ConditionCheck that a non-owner's share still grants the access it was
-        authorized with, in the same transaction, so a revocation can never race the write.
-        `extra_operations` are unconditional transaction operations (e.g. Deletes) of the same write.
-        """
-        operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(session_id), **expr.params()}}]
-        operations += [put(item) for item in extra_items]
-        operations += list(extra_operations)
-        if share_check is not None:
-            operations.append(share_check)
-        try:
-            table.transact(operations)
-        except table.TransactionCancelled as cancelled:
-            if cancelled.failed(0):
-                raise WriteRefused(cancelled.reasons[0].item) from cancelled
-            raise WriteRefused(None) from cancelled  # the share was revoked or expired meanwhile
-
     def tombstone(
         self,
         session_id: str,
@@ -231,16 +243,6 @@ class SessionsRepo:
                 (reason.item for reason in cancelled.reasons if reason.code == "ConditionalCheckFailed"), None
             )
             raise WriteRefused(refused) from cancelled
-
-    @staticmethod
-    def share_check(share: dict[str, Any], permissions: list[str], now_iso: str) -> dict[str, Any]:
-        """A transaction operation: the share still exists, still grants one of `permissions`, is not expired."""
-        expr = Expr()
-        allowed = ", ".join(expr.value(permission) for permission in permissions)
-        expires_at = expr.name("expires_at")
-        expr.when(f"attribute_exists(PK) AND {expr.name('permission')} IN ({allowed})")
-        expr.when(f"attribute_not_exists({expires_at}) OR {expires_at} > {expr.value(now_iso)}")
-        return {"ConditionCheck": {"Key": {"PK": share["PK"], "SK": share["SK"]}, **expr.params(update=False)}}
 
     def get_many(self, session_ids: list[str]) -> list[dict[str, Any]]:
         return table.batch_get([keys.session_key(session_id) for session_id in session_ids])

@@ -1,9 +1,10 @@
 """Chat: store the user's message, ask the model with the conversation as context, store its reply.
 
-DynamoDB requests of a chat on an existing session: BatchGetItem (access, agent, model, budget),
-Query (the newest messages, for context), TransactWriteItems (the lock and the user's message) and
-TransactWriteItems (the reply, the usage, the lock released). A chat without a session creates a
-temporary one instead of the two reads.
+DynamoDB requests of a chat on an existing session, by its owner or a sharee alike: BatchGetItem (access,
+agent, model, budget), Query (the newest messages, for context), TransactWriteItems (the lock and the
+user's message) and TransactWriteItems (the reply, the usage, the lock released). Both writes carry the
+access the first read resolved (a sharee's share is re-checked inside each transaction). A chat without
+a session creates a temporary one instead of the two reads.
 
 - One chat at a time per session: the user message's transaction takes a lease (`chat_lock_until`,
   epoch seconds, with `chat_lock_id`) if it is absent or past; a second chat meanwhile gets
@@ -23,21 +24,20 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sessions_api import errors, timeutil
 from sessions_api.agents import Agent, agent_for
-from sessions_api.dal import payloads
-from sessions_api.dal.expressions import Expr
+from sessions_api.dal import items, payloads, session_writes
 from sessions_api.dal.messages_repo import MessagesRepo
-from sessions_api.dal.sessions_repo import SessionsRepo
+from sessions_api.dal.session_writes import Lease, Usage
 from sessions_api.identity import Caller
-from sessions_api.logic import access, guard, messages
-from sessions_api.logic.conversation import Check, Conversation, Moved, closed, open_for_messages
+from sessions_api.logic import authorized, policy
+from sessions_api.logic.policy import Access, Action, Moved, Permission
 from sessions_api.logic.sessions import Sessions
 from sessions_api.models.api import CreateSessionIn
-from sessions_api.models.entities import Status, plain
+from sessions_api.models.entities import plain
 from sessions_api.models.messages import ChatIn
 from sessions_api.observability import logger
 from sessions_api.pricing import Price, price_for
@@ -118,29 +118,40 @@ def title_from(message: str) -> str:
 
 
 @dataclass
+class ChatTurn:
+    """What a chat turn carries from taking the lock to storing the reply."""
+
+    access: Access
+    agent: Agent
+    model_id: str
+    price: Price
+    context: Context
+    allowance: int
+    user_message: dict[str, Any]
+    lock_id: str
+    elapsed_ms: int = 0
+
+    @property
+    def session_id(self) -> str:
+        return str(self.access.session["session_id"])
+
+
+@dataclass
 class Chat:
     settings: Settings
     provider: ModelProvider
-    repo: SessionsRepo = field(default_factory=SessionsRepo)
-    messages_repo: MessagesRepo = field(default_factory=MessagesRepo)
-
-    @property
-    def conversation(self) -> Conversation:
-        return Conversation(self.settings, self.repo, self.messages_repo)
 
     def chat(self, caller: Caller, session_id: str | None, body: ChatIn, *, request_id: str | None) -> dict[str, Any]:
         started = time.perf_counter()
         if session_id is None:
-            session_id, session = self._temporary_session(caller, body)
-            turn = self._start(caller, session, [], body)
+            turn = self._start(caller, self._temporary_session(caller, body), [], body)
         else:
             for _ in range(ATTEMPTS):
-                session = guard.load_session(caller, session_id, access.Action.WRITE, self.repo).session
-                self._precheck(session)
+                access = authorized.read(caller, session_id, Action.WRITE)
+                self._precheck(access.session)
                 try:
-                    turn = self._start(
-                        caller, session, self.messages_repo.newest(session_id, limit=CONTEXT_MESSAGES), body
-                    )
+                    newest = MessagesRepo().newest(session_id, limit=CONTEXT_MESSAGES)
+                    turn = self._start(caller, access, newest, body)
                     break
                 except Moved:
                     continue
@@ -154,7 +165,7 @@ class Chat:
         cost = turn.price.cost(reply.input_tokens, reply.output_tokens)
         return {
             "response": reply.text,
-            "session_id": session_id,
+            "session_id": turn.session_id,
             "message_id": assistant["message_id"],
             "user_message_id": turn.user_message["message_id"],
             "model_id": reply.model_id,
@@ -169,28 +180,33 @@ class Chat:
         }
 
     # -- steps ------------------------------------------------------------------------------------
-    def _temporary_session(self, caller: Caller, body: ChatIn) -> tuple[str, dict[str, Any]]:
+    def _temporary_session(self, caller: Caller, body: ChatIn) -> Access:
+        """A session opened for this chat, and the owner's access to it (so the chat reads nothing more)."""
         request = CreateSessionIn(
             title=title_from(body.message),
             metadata=body.metadata or {},
             idle_timeout_minutes=self.settings.temporary_session_idle_minutes,
         )
-        created = Sessions(self.settings, self.repo, self.messages_repo).create(caller, request, temporary=True)
+        created = Sessions(self.settings).create(caller, request, temporary=True)
         session = {name: created[name] for name in ("session_id", "created_by", "agent_name", "model_id", "status")}
-        return created["session_id"], session
+        return Access(session, Permission.OWNER, None)
 
     @staticmethod
     def _precheck(session: dict[str, Any]) -> None:
         """Refuse early what the lock's transaction would refuse anyway, before any work."""
-        problem = closed(session["session_id"], session) or _busy(session["session_id"])(session)
+        session_id = session["session_id"]
+        problem = policy.closed(session_id, session, session_writes.OPEN_FOR_MESSAGES)
+        if problem is None and (session.get("chat_lock_until") or 0) >= timeutil.epoch_seconds(timeutil.now()):
+            problem = policy.busy(session_id)
         if problem is not None:
             raise problem
 
-    def _start(self, caller: Caller, stored: dict[str, Any], history: list[dict[str, Any]], body: ChatIn) -> ChatTurn:
+    def _start(self, caller: Caller, access: Access, history: list[dict[str, Any]], body: ChatIn) -> ChatTurn:
         """Check the budget, then take the lock and store the user's message in one transaction.
 
-        `stored` is the session item as read (numbers as DynamoDB returned them, for exact conditions).
+        The session item is as read (numbers as DynamoDB returned them, for exact conditions).
         """
+        stored = access.session
         session = plain(stored)
         session_id = session["session_id"]
         agent = agent_for(session.get("agent_name"))
@@ -200,47 +216,24 @@ class Chat:
         context = to_turns(system, payloads.resolve(chosen), body.message)
         allowance = output_allowance(session, agent, price, context.input_tokens)
         moment = timeutil.now()
-        user_message = messages.message_item(
-            session_id,
-            role="user",
-            content=body.message,
-            at=timeutil.iso(moment),
-            agent_name=agent.name,
-            metadata=body.metadata or None,
+        at = timeutil.iso(moment)
+        user_message = items.new_message(
+            session_id, role="user", content=body.message, at=at, agent_name=agent.name, metadata=body.metadata or None
         )
         lock_id = uuid.uuid4().hex
         now_epoch = timeutil.epoch_seconds(moment)
-        billed, spent = stored.get("billed_tokens"), stored.get("cost_usd")
         has_budget = any(value is not None for value in (session.get("budget") or {}).values())
-
-        def lock(expr: Expr) -> Expr:
-            until = expr.name("chat_lock_until")
-            expr.when(f"attribute_not_exists({until}) OR {until} < {expr.value(now_epoch)}")
-            if has_budget:  # the budget check above saw these amounts: a chat finishing meanwhile re-plans
-                _unchanged(expr, "billed_tokens", billed)
-                _unchanged(expr, "cost_usd", spent)
-            expr.set("chat_lock_until", now_epoch + self.settings.chat_lease_seconds)
-            return expr.set("chat_lock_id", lock_id)
-
-        def refusal(current: dict[str, Any]) -> errors.ApiError | None:
-            if (current.get("chat_lock_until") or 0) >= now_epoch:
-                return _busy(session_id)(current)
-            if has_budget and (current.get("billed_tokens"), current.get("cost_usd")) != (billed, spent):
-                return Moved()
-            return None
-
-        self.conversation.write_messages(
-            caller,
+        change = session_writes.append_messages(
             session_id,
-            [user_message],
-            moment,
-            owner=session["created_by"],
-            build_more=lock,
-            refusal=open_for_messages(session_id, refusal),
+            MessagesRepo.offload([user_message], session["created_by"]),
+            items.messages_added(session_id, caller.user_id, at, [user_message]),
+            moment=moment,
+            lease=Lease(lock_id, now_epoch, now_epoch + self.settings.chat_lease_seconds),
+            # The budget check above saw these amounts: a chat finishing meanwhile makes this one plan again.
+            billed=(stored.get("billed_tokens"), stored.get("cost_usd")) if has_budget else None,
         )
-        return ChatTurn(
-            session_id, session["created_by"], agent, model_id, price, context, allowance, user_message, lock_id
-        )
+        authorized.write(caller, Action.WRITE, change, access=access)
+        return ChatTurn(access, agent, model_id, price, context, allowance, user_message, lock_id)
 
     def _ask(self, turn: ChatTurn) -> tuple[ModelReply | None, ModelFailure | None]:
         request = ModelRequest(
@@ -264,6 +257,7 @@ class Chat:
     ) -> dict[str, Any]:
         """Store the reply (or the error reply) with the usage, releasing the lock if it is still ours."""
         moment = timeutil.now()
+        at = timeutil.iso(moment)
         if reply is not None:
             content, tokens, input_tokens = reply.text, reply.output_tokens, reply.input_tokens
             model_id = reply.model_id
@@ -273,30 +267,31 @@ class Chat:
             logger.warning("Model failed", extra={"code": failure.code, "reason": failure.reason})
             content, tokens, input_tokens = f"The model could not answer ({failure.code}).", 0, 0
             model_id = turn.model_id
-        assistant = messages.message_item(
+        assistant = items.new_message(
             turn.session_id,
             role="assistant",
             content=content,
-            at=timeutil.iso(moment),
+            at=at,
             model_id=model_id,
             agent_name=turn.agent.name,
             token_count=tokens,
             response_time_ms=turn.elapsed_ms,
             is_error=failure is not None,
         )
-        cost = turn.price.cost(input_tokens, tokens)
-        for holds_lock in (True, False):
+        stored = MessagesRepo.offload([assistant], turn.access.session["created_by"])
+        usage = Usage(input_tokens, tokens, turn.price.cost(input_tokens, tokens))
+        for release in (turn.lock_id, None):
+            change = session_writes.append_messages(
+                turn.session_id,
+                stored,
+                items.messages_added(turn.session_id, caller.user_id, at, [assistant]),
+                moment=moment,
+                open_only=False,  # the turn began while the session was open; its reply completes it
+                release=release,
+                usage=usage,
+            )
             try:
-                self.conversation.write_messages(
-                    caller,
-                    turn.session_id,
-                    [assistant],
-                    moment,
-                    owner=turn.owner,
-                    build_more=_usage(input_tokens, tokens, cost, turn.lock_id if holds_lock else None),
-                    refusal=_reply_refusal(turn.session_id, turn.lock_id),
-                    require_open=False,  # the turn began while the session was open; its reply completes it
-                )
+                authorized.write(caller, Action.WRITE, change, access=turn.access)
                 return assistant
             except Moved:
                 continue  # our lease ran out and another chat holds the lock: store the reply, leave the lock
@@ -314,63 +309,3 @@ class Chat:
             problem = errors.ModelFailed(f"The model refused the request ({failure.code}); your message is stored")
         problem.extra = stored
         return problem
-
-
-@dataclass
-class ChatTurn:
-    """What a chat turn carries from taking the lock to storing the reply."""
-
-    session_id: str
-    owner: str
-    agent: Agent
-    model_id: str
-    price: Price
-    context: Context
-    allowance: int
-    user_message: dict[str, Any]
-    lock_id: str
-    elapsed_ms: int = 0
-
-
-def _unchanged(expr: Expr, attribute: str, seen: Any) -> None:
-    name = expr.name(attribute)
-    expr.when(f"attribute_not_exists({name})" if seen is None else f"{name} = {expr.value(seen)}")
-
-
-def _usage(input_tokens: int, output_tokens: int, cost: float, lock_id: str | None) -> Any:
-    def build(expr: Expr) -> Expr:
-        if lock_id is not None:
-            expr.when(f"{expr.name('chat_lock_id')} = {expr.value(lock_id)}")
-            expr.remove("chat_lock_until", "chat_lock_id")
-        if input_tokens:
-            expr.add("input_tokens", input_tokens)
-        if input_tokens + output_tokens:
-            expr.add("billed_tokens", input_tokens + output_tokens)
-        if cost:
-            expr.add("cost_usd", cost)
-        return expr
-
-    return build
-
-
-def _busy(session_id: str) -> Check:
-    def refusal(current: dict[str, Any]) -> errors.ApiError | None:
-        if (current.get("chat_lock_until") or 0) >= timeutil.epoch_seconds(timeutil.now()):
-            return errors.SessionBusy(
-                f"Another chat on session {session_id} is still running; retry when it has answered",
-                headers={"Retry-After": "2"},
-            )
-        return None
-
-    return refusal
-
-
-def _reply_refusal(session_id: str, lock_id: str) -> guard.Refusal:
-    default = guard.default_refusal(session_id)
-
-    def refusal(current: dict[str, Any] | None) -> errors.ApiError:
-        if current is not None and current["status"] != Status.EXPIRED and current.get("chat_lock_id") != lock_id:
-            return Moved()
-        return default(current)
-
-    return refusal

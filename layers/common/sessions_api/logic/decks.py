@@ -17,13 +17,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from sessions_api import errors, timeutil
-from sessions_api.dal import clients, keys
+from sessions_api.dal import clients, items, keys, session_writes
 from sessions_api.dal.decks_repo import DecksRepo
-from sessions_api.dal.expressions import Expr
 from sessions_api.dal.objects import ObjectMissing
-from sessions_api.dal.sessions_repo import SessionsRepo
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history
+from sessions_api.logic import authorized, policy
+from sessions_api.logic.policy import Access, Action
 from sessions_api.models.decks import Slide, SlideDeck
 from sessions_api.models.entities import plain
 
@@ -44,10 +43,6 @@ class StoredDeck:
     version: int
 
 
-class _DeckMoved(errors.Conflict):
-    """The deck changed between the read and the write (no If-Match given): read again and retry."""
-
-
 def encode(deck: dict[str, Any]) -> bytes:
     return json.dumps(deck, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -55,11 +50,10 @@ def encode(deck: dict[str, Any]) -> bytes:
 @dataclass
 class Decks:
     repo: DecksRepo = field(default_factory=DecksRepo)
-    sessions_repo: SessionsRepo = field(default_factory=SessionsRepo)
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, caller: Caller, session_id: str) -> dict[str, Any]:
-        guard.load_session(caller, session_id, access.Action.READ, self.sessions_repo)
+        authorized.read(caller, session_id, Action.READ)
         stored = self.read(session_id)
         return deck_out(session_id, stored)
 
@@ -141,28 +135,29 @@ class Decks:
         needs_current: bool,
     ) -> StoredDeck:
         for _ in range(_WRITE_ATTEMPTS):
-            session = guard.load_session(caller, session_id, access.Action.WRITE, self.sessions_repo).session
+            access = authorized.read(caller, session_id, Action.WRITE)
             current = self.read(session_id) if needs_current else None
-            expected = current.version if current is not None else int(session.get("deck_version", 0))
+            expected = current.version if current is not None else int(access.session.get("deck_version", 0))
             if if_match is not None and if_match != expected:
-                raise _precondition_failed(session_id, if_match, expected)
+                raise policy.precondition_failed(f"The deck of session {session_id}", if_match, expected)
             deck, details = change(current)
             try:
-                return self._store(caller, session, deck, details, expected=expected, if_match=if_match)
-            except _DeckMoved:
+                return self._store(caller, access, deck, details, expected=expected, if_match=if_match)
+            except policy.Moved:
                 continue
         raise errors.Conflict(f"The deck of session {session_id} keeps changing; retry")
 
     def _store(
         self,
         caller: Caller,
-        session: dict[str, Any],
+        access: Access,
         deck: dict[str, Any],
         details: dict[str, Any],
         *,
         expected: int,
         if_match: int | None,
     ) -> StoredDeck:
+        session = access.session
         session_id = session["session_id"]
         body = encode(deck)
         if len(body) > MAX_DECK_BYTES:
@@ -170,10 +165,7 @@ class Decks:
         moment = timeutil.now()
         at = timeutil.iso(moment)
         version = expected + 1
-        item: dict[str, Any] = {
-            **keys.deck_key(session_id),
-            "type": "deck",
-            "session_id": session_id,
+        fields: dict[str, Any] = {
             "version": version,
             "slide_count": len(deck["slides"]),
             "size_bytes": len(body),
@@ -184,10 +176,10 @@ class Decks:
         if len(body) > INLINE_MAX_BYTES:
             payload_key = keys.deck_payload_s3_key(session["created_by"], session_id, version)
             self.repo.put_payload(payload_key, body)
-            item["payload_key"] = payload_key
+            fields["payload_key"] = payload_key
         else:
-            item["deck"] = deck
-        event = history.event_item(
+            fields["deck"] = deck
+        event = items.event(
             session_id,
             "slides_updated",
             caller.user_id,
@@ -196,30 +188,17 @@ class Decks:
             slide_count=len(deck["slides"]),
             **details,
         )
-
-        def build(expr: Expr) -> Expr:
-            deck_version = expr.name("deck_version")
-            if expected == 0:
-                expr.when(f"attribute_not_exists({deck_version}) OR {deck_version} = {expr.value(0)}")
-            else:
-                expr.when(f"{deck_version} = {expr.value(expected)}")
-            expr.set("deck_version", version)
-            if payload_key:
-                expr.set("deck_payload_key", payload_key)
-            else:
-                expr.remove("deck_payload_key")
-            return activity.touch(expr, session_id, moment)
-
+        change = session_writes.store_deck(
+            session_id,
+            items.deck(session_id, fields),
+            event,
+            moment=moment,
+            expected_version=expected,
+            if_match=if_match is not None,
+            payload_key=payload_key,
+        )
         try:
-            guard.write_session(
-                caller,
-                session_id,
-                access.Action.WRITE,
-                build,
-                extra_items=[item, event],
-                refusal=_refusal(session_id, expected, if_match),
-                repo=self.sessions_repo,
-            )
+            authorized.write(caller, Action.WRITE, change, access=access)
         except BaseException:
             if payload_key:
                 self.repo.delete_payload(payload_key)
@@ -244,25 +223,3 @@ def validate(deck: dict[str, Any]) -> None:
 
 def deck_out(session_id: str, stored: StoredDeck) -> dict[str, Any]:
     return {"session_id": session_id, "slide_deck": stored.deck, "version": stored.version}
-
-
-def _precondition_failed(session_id: str, if_match: int, version: int) -> errors.PreconditionFailed:
-    return errors.PreconditionFailed(
-        f"The deck of session {session_id} is at version {version}, not {if_match}", headers={"ETag": f'"{version}"'}
-    )
-
-
-def _refusal(session_id: str, expected: int, if_match: int | None) -> guard.Refusal:
-    default = guard.default_refusal(session_id)
-
-    def refusal(current: dict[str, Any] | None) -> errors.ApiError:
-        if current is None or current.get("status") == "expired":
-            return default(current)
-        version = int(current.get("deck_version", 0))
-        if version != expected:
-            if if_match is not None:
-                return _precondition_failed(session_id, if_match, version)
-            return _DeckMoved()
-        return default(current)
-
-    return refusal

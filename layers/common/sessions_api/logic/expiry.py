@@ -8,7 +8,9 @@ idempotent: two overlapping runs, or a rerun after a crash, change nothing twice
   since), counters, GSI2 removed, GSI3SK set to the purge time, `ttl` as a backstop, `expired` event.
 - expired past its retention → one transaction hides it (tombstone) and removes it from the counters,
   then it is purged like a deleted session: counters always match what reads can see.
-- deleted (tombstoned) → purged: S3 objects and child items first, the session item last.
+- deleted (tombstoned) → purged: S3 objects and child items first, the session item last. A crash or a
+  spent time budget anywhere leaves the session item in place, still due in GSI3 and invisible to every
+  read (the tombstone), so the next run simply continues; nothing is half-visible.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from sessions_api import timeutil
-from sessions_api.dal.expressions import Expr
-from sessions_api.dal.purge_repo import PurgeRepo
-from sessions_api.dal.sessions_repo import SessionsRepo, WriteRefused, counters_update, status_deltas
-from sessions_api.logic import history, lifecycle
-from sessions_api.logic.purge import Budget, OutOfTime, purge_session
+from sessions_api.dal import items, keys, session_writes
+from sessions_api.dal.purge_repo import BATCH_WRITE_MAX, PurgeRepo
+from sessions_api.logic import lifecycle
 from sessions_api.models.entities import Status
 from sessions_api.observability import logger
 from sessions_api.settings import Settings
@@ -34,6 +34,49 @@ PAGE_SIZE = 100
 MARGIN_MS = 10_000
 # DynamoDB TTL removes a session item this long after its purge time, should the purge never come.
 TTL_BACKSTOP_DAYS = 1
+CHILD_PAGE = 500
+
+
+class OutOfTime(Exception):
+    """The run's time budget is spent; the work left is the next run's."""
+
+
+@dataclass
+class Budget:
+    remaining_ms: Callable[[], int]
+    margin_ms: int
+
+    def spent(self) -> bool:
+        return self.remaining_ms() <= self.margin_ms
+
+    def check(self) -> None:
+        if self.spent():
+            raise OutOfTime
+
+
+@dataclass
+class Purged:
+    items: int = 0
+    objects: int = 0
+    done: bool = False  # the session item itself is gone (False: another run got there first)
+
+
+def purge_session(session_id: str, owner: str, budget: Budget, repo: PurgeRepo) -> Purged:
+    """Delete everything of a tombstoned session; raises OutOfTime with the session still due."""
+    purged = Purged()
+    prefix = keys.s3_session_prefix(owner, session_id)
+    while versions := repo.object_versions(prefix):
+        budget.check()
+        repo.delete_objects(versions)
+        purged.objects += len(versions)
+    while children := repo.child_keys(session_id, limit=CHILD_PAGE):
+        for start in range(0, len(children), BATCH_WRITE_MAX):
+            budget.check()
+            chunk = children[start : start + BATCH_WRITE_MAX]
+            repo.delete_items(chunk)
+            purged.items += len(chunk)
+    purged.done = repo.delete_session_item(session_id)
+    return purged
 
 
 @dataclass
@@ -54,7 +97,6 @@ class RunReport:
 @dataclass
 class Expiry:
     settings: Settings
-    repo: SessionsRepo = field(default_factory=SessionsRepo)
     purge_repo: PurgeRepo = field(default_factory=PurgeRepo)
     page_size: int = PAGE_SIZE
 
@@ -96,12 +138,16 @@ class Expiry:
         session_id, owner = item["session_id"], item["created_by"]
         if not item.get("deleted_at"):
             if item["status"] == Status.EXPIRED:
-                if not self._hide(session_id, owner, moment):
+                if not session_writes.hide_expired(session_id, owner, moment):
                     return
             else:
                 row = lifecycle.find(lifecycle.Action.EXPIRE, item)
-                if row is None:
-                    self._drop_due(session_id, item["status"])
+                if row is None:  # a status that never expires has no business in the due index
+                    logger.warning(
+                        "Due key on a session that cannot expire",
+                        extra={"session_id": session_id, "status": item["status"]},
+                    )
+                    session_writes.drop_due(session_id, item["status"])
                 elif self._expire(item, row, moment):
                     report.expired += 1
                 return
@@ -111,12 +157,10 @@ class Expiry:
         report.purged += int(purged.done)
 
     def _expire(self, item: dict[str, Any], row: lifecycle.Transition, moment: datetime) -> bool:
+        """False when the session was written to since (no longer idle), or changed status: nothing to do now."""
         session_id = item["session_id"]
         purge_at = timeutil.plus(moment, days=self.settings.expired_retention_days)
-        purge_epoch = timeutil.epoch_seconds(purge_at)
-        ttl = timeutil.epoch_seconds(timeutil.plus(purge_at, days=TTL_BACKSTOP_DAYS))
-        expr = lifecycle.apply_expiry(Expr(), row, moment, purge_epoch=purge_epoch, ttl=ttl)
-        event = history.event_item(
+        event = items.event(
             session_id,
             "expired",
             SYSTEM_ACTOR,
@@ -127,37 +171,12 @@ class Expiry:
                 "purge_after": timeutil.iso(purge_at),
             },
         )
-        counters = counters_update(item["created_by"], status_deltas(row.source, row.target))
-        try:
-            self.repo.update(session_id, expr, extra_items=[event], extra_operations=[counters])
-        except WriteRefused:
-            return False  # written to since (no longer idle), or changed status: nothing to do now
-        return True
-
-    def _hide(self, session_id: str, owner: str, moment: datetime) -> bool:
-        """An expired session past its retention leaves every read and the counters in one transaction;
-        True when it is (now, or already) a tombstone ready for the purge."""
-        at = timeutil.iso(moment)
-        expr = Expr()
-        expr.when(f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')})")
-        expr.when(f"{expr.name('status')} = {expr.value(str(Status.EXPIRED))}")
-        expr.when(f"{expr.name('GSI3SK')} <= {expr.value(timeutil.epoch_seconds(moment))}")
-        expr.set("deleted_at", at).set("updated_at", at).remove("GSI1PK", "GSI1SK").add("version", 1)
-        counters = counters_update(owner, status_deltas(Status.EXPIRED, None))
-        try:
-            self.repo.update(session_id, expr, extra_operations=[counters])
-        except WriteRefused as refused:
-            return bool(refused.current and refused.current.get("deleted_at"))
-        return True
-
-    def _drop_due(self, session_id: str, status: str) -> None:
-        """A session in a status that never expires has no business in the due index (repair, not a path)."""
-        expr = Expr()
-        expr.when(f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')})")
-        expr.when(f"{expr.name('status')} = {expr.value(status)}")
-        expr.remove("GSI3PK", "GSI3SK")
-        logger.warning("Due key on a session that cannot expire", extra={"session_id": session_id, "status": status})
-        try:
-            self.repo.update(session_id, expr)
-        except WriteRefused:
-            return
+        return session_writes.expire(
+            session_id,
+            item["created_by"],
+            source=row.source,
+            moment=moment,
+            purge_epoch=timeutil.epoch_seconds(purge_at),
+            ttl=timeutil.epoch_seconds(timeutil.plus(purge_at, days=TTL_BACKSTOP_DAYS)),
+            event=event,
+        )

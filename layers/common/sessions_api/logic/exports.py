@@ -25,17 +25,17 @@ from typing import Any
 from urllib.parse import quote
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.dal import keys, table
+from sessions_api.cursor import CursorCodec
+from sessions_api.dal import items, keys, partition, session_writes, table
 from sessions_api.dal.comments_repo import CommentsRepo
 from sessions_api.dal.exports_repo import ExportsRepo
-from sessions_api.dal.expressions import Expr
 from sessions_api.dal.messages_repo import MessagesRepo
-from sessions_api.dal.sessions_repo import SessionsRepo
 from sessions_api.identity import Caller
-from sessions_api.logic import access, guard, history, paging
-from sessions_api.logic.comments import comment_out
+from sessions_api.logic import authorized
 from sessions_api.logic.decks import Decks
 from sessions_api.logic.messages import message_out
+from sessions_api.logic.policy import Access, Action
+from sessions_api.logic.sharing import comment_out
 from sessions_api.models.decks import ExportFormat
 from sessions_api.models.entities import plain, session_out
 from sessions_api.settings import Settings
@@ -132,7 +132,6 @@ class Exports:
     settings: Settings
     render: Renderer
     repo: ExportsRepo = field(default_factory=ExportsRepo)
-    sessions_repo: SessionsRepo = field(default_factory=SessionsRepo)
     messages_repo: MessagesRepo = field(default_factory=MessagesRepo)
     comments_repo: CommentsRepo = field(default_factory=CommentsRepo)
     decks: Decks = field(default_factory=Decks)
@@ -141,12 +140,12 @@ class Exports:
     # `create` and `latest_or_create` return the stored summary (with its S3 key, so an Idempotency-Key
     # replay can still be presented); `present` turns it into the API's answer with a fresh link.
     def create(self, caller: Caller, session_id: str, export_format: ExportFormat) -> dict[str, Any]:
-        session = guard.load_session(caller, session_id, access.Action.EXPORT, self.sessions_repo).session
-        return self._export(caller, session, export_format)
+        return self._export(caller, authorized.read(caller, session_id, Action.EXPORT), export_format)
 
     def latest_or_create(self, caller: Caller, session_id: str, export_format: ExportFormat) -> dict[str, Any]:
         """The latest export of this format if the content has not changed since, else a fresh one."""
-        session = guard.load_session(caller, session_id, access.Action.EXPORT, self.sessions_repo).session
+        access = authorized.read(caller, session_id, Action.EXPORT)
+        session = access.session
         latest = plain(session.get(_latest_attribute(export_format)))
         if (
             isinstance(latest, dict)
@@ -154,12 +153,13 @@ class Exports:
             and timeutil.parse(latest["created_at"]) + self._retention() - _REUSE_MARGIN > timeutil.now()
         ):
             return dict(latest)
-        return self._export(caller, session, export_format)
+        return self._export(caller, access, export_format)
 
     def _retention(self) -> timedelta:
         return timedelta(days=self.settings.export_retention_days)
 
-    def _export(self, caller: Caller, session: dict[str, Any], export_format: ExportFormat) -> dict[str, Any]:
+    def _export(self, caller: Caller, access: Access, export_format: ExportFormat) -> dict[str, Any]:
+        session = access.session
         session_id = session["session_id"]
         moment = timeutil.now()
         at = timeutil.iso(moment)
@@ -199,30 +199,11 @@ class Exports:
             "s3_key": s3_key,
             "fingerprint": fingerprint(session, export_format),
         }
-        record = {
-            **keys.export_key(session_id, export_id),
-            "type": "export",
-            **summary,
-            # The record goes when the lifecycle rule may delete its file, never later.
-            "ttl": int((moment + self._retention()).timestamp()),
-        }
-        event = history.event_item(
-            session_id, "exported", caller.user_id, at, export_id=export_id, format=str(export_format)
-        )
-
-        def build(expr: Expr) -> Expr:
-            # Not activity.touch: an export reads the content, so version, activity and expiry stay put.
-            return expr.set("last_exported_at", at).set(_latest_attribute(export_format), summary)
-
-        guard.write_session(
-            caller,
-            session_id,
-            access.Action.EXPORT,
-            build,
-            extra_items=[record, event],
-            refusal=lambda current: errors.SessionNotFound(session_id),
-            repo=self.sessions_repo,
-        )
+        # The record goes when the lifecycle rule may delete its file, never later.
+        record = items.export_record(session_id, summary, ttl=int((moment + self._retention()).timestamp()))
+        event = items.event(session_id, "exported", caller.user_id, at, export_id=export_id, format=str(export_format))
+        change = session_writes.record_export(session_id, record, event, summary=summary)
+        authorized.write(caller, Action.EXPORT, change, access=access)
         return summary
 
     def _messages(self, session_id: str) -> tuple[list[dict[str, Any]], bool]:
@@ -251,17 +232,17 @@ class Exports:
 
     # -- read -------------------------------------------------------------------------------------
     def get(self, caller: Caller, session_id: str, export_id: str) -> dict[str, Any]:
-        guard.load_session(caller, session_id, access.Action.READ, self.sessions_repo)
+        authorized.read(caller, session_id, Action.READ)
         item = self.repo.get(session_id, export_id) if export_id.startswith("exp_") else None
         if item is None or table.is_expired_by_ttl(item, timeutil.now().timestamp()):
             raise errors.ExportNotFound(export_id)
         return self.present(plain(item))
 
     def list(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
-        guard.load_session(caller, session_id, access.Action.READ, self.sessions_repo)
+        authorized.read(caller, session_id, Action.READ)
         scope = f"exports:{session_id}"
-        cursors = paging.codec(self.settings)
-        start = paging.partition_start(
+        cursors = CursorCodec.from_settings(self.settings)
+        start = partition.resume_key(
             cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.EXPORT_PREFIX
         )
         page = self.repo.page(session_id, limit=limit, start_key=start)

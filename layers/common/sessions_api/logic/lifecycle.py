@@ -9,25 +9,14 @@ history event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sessions_api import errors, ids, timeutil
-from sessions_api.dal import keys
-from sessions_api.dal.expressions import Expr
-from sessions_api.dal.sessions_repo import (
-    SessionsRepo,
-    WriteRefused,
-    counters_update,
-    owner_condition,
-    status_deltas,
-    visible,
-)
+from sessions_api import errors, timeutil
+from sessions_api.dal import items, keys, session_writes
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history
+from sessions_api.logic import authorized, policy
 from sessions_api.models.entities import OPEN_STATUSES, Status, session_out
 from sessions_api.settings import Settings
 
@@ -97,54 +86,9 @@ def invalid_transition(session_id: str, action: Action, status: str) -> errors.I
     )
 
 
-def apply(expr: Expr, row: Transition, session_id: str, owner: str, moment: datetime, due_pk: str) -> Expr:
-    """The session's side of a client's transition: condition, status, index keys, activity."""
-    at = timeutil.iso(moment)
-    status = expr.name("status")
-    expr.when(f"{status} = {expr.value(str(row.source))}")
-    if row.action is Action.RESUME:
-        paused_from = expr.name("paused_from")
-        if row.target is Status.ACTIVE:  # sessions paused before `paused_from` existed resume as active
-            expr.when(f"attribute_not_exists({paused_from}) OR {paused_from} = {expr.value(str(row.target))}")
-        else:
-            expr.when(f"{paused_from} = {expr.value(str(row.target))}")
-        expr.remove("paused_from")
-    if row.action is Action.PAUSE:
-        expr.set("paused_from", str(row.source))
-    expr.set("status", str(row.target)).set("status_changed_at", at)
-    listed_active, due = row.target is Status.ACTIVE, row.target in OPEN_STATUSES
-    if listed_active:
-        expr.set("GSI2PK", keys.active_gsi2pk(owner))
-    else:
-        expr.remove("GSI2PK", "GSI2SK")
-    if due:
-        expr.set("GSI3PK", due_pk)
-    else:
-        expr.remove("GSI3PK", "GSI3SK")
-        expr.set("ended_at", at)
-    return activity.touch(expr, session_id, moment, active_listing=listed_active, due=due)
-
-
-def apply_expiry(expr: Expr, row: Transition, moment: datetime, *, purge_epoch: int, ttl: int) -> Expr:
-    """The session's side of expiry, only if it is still idle: a write since has moved its due time
-    (GSI3SK) past now, and then this condition fails and the session stays open."""
-    at = timeutil.iso(moment)
-    expr.when(f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')})")
-    expr.when(f"{expr.name('status')} = {expr.value(str(row.source))}")
-    expr.when(f"{expr.name('GSI3SK')} <= {expr.value(timeutil.epoch_seconds(moment))}")
-    expr.set("status", str(row.target)).set("status_changed_at", at).set("ended_at", at).set("updated_at", at)
-    expr.set("GSI3SK", purge_epoch).set("ttl", ttl)  # still due: for the purge, after the retention
-    expr.remove("GSI2PK", "GSI2SK", "paused_from")
-    return expr.add("version", 1)
-
-
 @dataclass
 class Lifecycle:
     settings: Settings
-    repo: SessionsRepo = field(default_factory=SessionsRepo)
-
-    def due_pk(self, session_id: str) -> str:
-        return keys.due_gsi3pk(keys.due_shard(session_id, self.settings.due_shards))
 
     def transition(
         self, caller: Caller, session_id: str, action: Action, *, reason: str | None = None, if_match: int | None = None
@@ -156,9 +100,7 @@ class Lifecycle:
         so the session is read back for the response.
         """
         self.write(caller, session_id, action, reason=reason, if_match=if_match)
-        return session_out(guard.load_session(caller, session_id, access.Action.READ, self.repo).session).model_dump(
-            mode="json"
-        )
+        return session_out(authorized.read(caller, session_id, policy.Action.READ).session).model_dump(mode="json")
 
     def write(
         self,
@@ -168,54 +110,39 @@ class Lifecycle:
         *,
         reason: str | None = None,
         if_match: int | None = None,
-        extra_items: Callable[[str], list[dict[str, Any]]] = lambda _: [],
+        with_items: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> Transition:
-        """The transition's transaction, with `extra_items(at)` (e.g. the results) in it; returns the row applied."""
-        if not ids.is_session_id(session_id):
-            raise errors.SessionNotFound(session_id)
+        """The transition's transaction, with `with_items` (e.g. the results) in it; returns the row applied."""
         row = rows(action)[0]
         for _ in range(3):
             moment = timeutil.now()
-            at = timeutil.iso(moment)
-            expr = apply(
-                self._owned(caller, if_match), row, session_id, caller.user_id, moment, self.due_pk(session_id)
-            )
-            if reason is None:
-                expr.remove("status_reason")
-            else:
-                expr.set("status_reason", reason)
             details: dict[str, Any] = {"action": str(action), "from": str(row.source), "to": str(row.target)}
-            event = history.event_item(
-                session_id, "status_changed", caller.user_id, at, **details, **({"reason": reason} if reason else {})
+            event = items.event(
+                session_id,
+                "status_changed",
+                caller.user_id,
+                timeutil.iso(moment),
+                **details,
+                **({"reason": reason} if reason else {}),
             )
-            counters = counters_update(caller.user_id, status_deltas(row.source, row.target))
+            change = session_writes.change_status(
+                session_id,
+                source=row.source,
+                target=row.target,
+                owner=caller.user_id,
+                moment=moment,
+                due_pk=keys.due_pk(session_id, self.settings.due_shards),
+                reason=reason,
+                paused_from=str(row.target) if row.action is Action.RESUME else None,
+                version=if_match,
+                puts=[event, *with_items],
+            )
             try:
-                self.repo.update(session_id, expr, extra_items=[event, *extra_items(at)], extra_operations=[counters])
+                authorized.write(caller, policy.Action.MANAGE, change)
                 return row
-            except WriteRefused as refused:
-                current = self._owned_current(caller, session_id, refused)
-                if if_match is not None and int(current["version"]) != if_match:
-                    version = int(current["version"])
-                    raise errors.PreconditionFailed(
-                        f"Session {session_id} is at version {version}, not {if_match}",
-                        headers={"ETag": f'"{version}"'},
-                    ) from refused
-                found = find(action, current)
+            except policy.Moved as moved:
+                found = find(action, moved.current)
                 if found is None:
-                    raise invalid_transition(session_id, action, current["status"]) from refused
+                    raise invalid_transition(session_id, action, moved.current["status"]) from moved
                 row = found
         raise errors.Conflict(f"Session {session_id} keeps changing; retry")
-
-    @staticmethod
-    def _owned(caller: Caller, if_match: int | None) -> Expr:
-        expr = owner_condition(Expr(), caller.user_id)
-        activity.require_version(expr, if_match)
-        return expr
-
-    def _owned_current(self, caller: Caller, session_id: str, refused: WriteRefused) -> dict[str, Any]:
-        """The session a refused write met, if the caller owns it; else 404 or 403 as the policy says."""
-        current = visible(refused.current, timeutil.now().timestamp())
-        if current is None or current["created_by"] != caller.user_id:
-            guard.load_session(caller, session_id, access.Action.MANAGE, self.repo)
-            raise errors.SessionNotFound(session_id) from refused
-        return current

@@ -1,94 +1,28 @@
-"""Message items and what appending them does to the session's counters."""
+"""Message use cases: append (one or a batch), list, get one, delete one.
+
+Every append is one transaction: the message items, the session's counters, preview, activity time,
+listing order and version, and a history event. DynamoDB applies the counter ADDs atomically, so the
+counters are exact however many writers append at once, and an append costs one request whatever the
+session's length (contents over 64 KB first go to S3, which needs the owner's prefix: one read more).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sessions_api import ids
-from sessions_api.dal import keys, payloads
-from sessions_api.dal.expressions import Expr
-from sessions_api.models.entities import PREVIEW_CHARS, plain
+from sessions_api import errors, timeutil
+from sessions_api.cursor import CursorCodec
+from sessions_api.dal import items, keys, partition, payloads, session_writes
+from sessions_api.dal.messages_repo import MessagesRepo
+from sessions_api.identity import Caller
+from sessions_api.logic import authorized, policy
+from sessions_api.logic.policy import Action, Moved
+from sessions_api.models.entities import plain
+from sessions_api.models.messages import MessageIn
+from sessions_api.settings import Settings
 
-
-def preview(content: str) -> str:
-    return content if len(content) <= PREVIEW_CHARS else content[: PREVIEW_CHARS - 1] + "…"
-
-
-def message_item(session_id: str, *, role: str, content: str, at: str, **fields: Any) -> dict[str, Any]:
-    message_id = ids.new_id("msg")
-    return {
-        **keys.message_key(session_id, message_id),
-        "type": "message",
-        "message_id": message_id,
-        "session_id": session_id,
-        "role": role,
-        "content": content,
-        "created_at": at,
-        "is_error": False,
-        **{name: value for name, value in fields.items() if value is not None},
-    }
-
-
-def stored(item: dict[str, Any], owner: str | None) -> dict[str, Any]:
-    """The item as stored: its content's size, and a large content moved to S3 (written first)."""
-    content = item["content"]
-    result = {**item, "content_bytes": len(content.encode("utf-8"))}
-    if payloads.needs_s3(content):
-        assert owner is not None, "the owner's prefix is needed for a large content"
-        result.pop("content")
-        result["payload_key"] = payloads.store(owner, item["session_id"], item["message_id"], content)
-        result["content_preview"] = preview(content)
-    return result
-
-
-def initial_counters(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The session attributes for a session created with these messages already in it."""
-    counters: dict[str, Any] = {"message_count": len(messages), "turn_count": 0, "error_count": 0}
-    for role in ("user", "assistant", "system"):
-        counters[f"{role}_messages"] = sum(1 for message in messages if message["role"] == role)
-    counters["turn_count"] = counters["user_messages"]
-    if messages:
-        counters["last_message_preview"] = preview(messages[-1]["content"])
-        counters["last_message_id"] = messages[-1]["message_id"]
-    return counters
-
-
-def count_appended(expr: Expr, messages: list[dict[str, Any]]) -> Expr:
-    """ADD the appended messages to the session's counters (atomic with the message puts)."""
-    expr.add("message_count", len(messages))
-    for role in ("user", "assistant", "system"):
-        count = sum(1 for message in messages if message["role"] == role)
-        if count:
-            expr.add(f"{role}_messages", count)
-            if role == "user":
-                expr.add("turn_count", count)
-    errors = sum(1 for message in messages if message.get("is_error"))
-    if errors:
-        expr.add("error_count", errors)
-    input_tokens = sum(message.get("token_count", 0) for message in messages if message["role"] != "assistant")
-    output_tokens = sum(message.get("token_count", 0) for message in messages if message["role"] == "assistant")
-    if input_tokens:
-        expr.add("input_tokens", input_tokens)
-    if output_tokens:
-        expr.add("output_tokens", output_tokens)
-    # The id tells a later delete whether it removes the newest message (whose preview must change).
-    if messages[-1].get("message_id"):
-        expr.set("last_message_id", messages[-1]["message_id"])
-    return expr.set("last_message_preview", preview(messages[-1]["content"]))
-
-
-def count_removed(expr: Expr, message: dict[str, Any]) -> Expr:
-    """ADD what `count_appended` added for this one message, negated (atomic with its delete)."""
-    role = message["role"]
-    expr.add("message_count", -1).add(f"{role}_messages", -1)
-    if role == "user":
-        expr.add("turn_count", -1)
-    if message.get("is_error"):
-        expr.add("error_count", -1)
-    tokens = int(message.get("token_count", 0))
-    if tokens:
-        expr.add("output_tokens" if role == "assistant" else "input_tokens", -tokens)
-    return expr
+DELETE_ATTEMPTS = 3
 
 
 def message_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -106,3 +40,100 @@ def message_out(item: dict[str, Any]) -> dict[str, Any]:
         "is_error": bool(data.get("is_error", False)),
         **({"metadata": data["metadata"]} if data.get("metadata") else {}),
     }
+
+
+@dataclass
+class Messages:
+    settings: Settings
+
+    def append(self, caller: Caller, session_id: str, incoming: list[MessageIn]) -> list[dict[str, Any]]:
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        full = [
+            items.new_message(
+                session_id,
+                role=message.role,
+                content=message.content,
+                at=at,
+                model_id=message.model_id,
+                agent_name=message.agent_name,
+                token_count=message.token_count,
+                response_time_ms=message.response_time_ms,
+                is_error=message.is_error,
+            )
+            for message in incoming
+        ]
+        access = None
+        if any(payloads.needs_s3(item["content"]) for item in full):
+            # The object goes under the owner's prefix: learn the owner (and refuse strangers) before writing it.
+            access = authorized.read(caller, session_id, Action.WRITE)
+            problem = policy.closed(session_id, access.session, session_writes.OPEN_FOR_MESSAGES)
+            if problem is not None:
+                raise problem
+        owner = access.session["created_by"] if access else None
+        event = items.messages_added(session_id, caller.user_id, at, full)
+        change = session_writes.append_messages(session_id, MessagesRepo.offload(full, owner), event, moment=moment)
+        authorized.write(caller, Action.WRITE, change, access=access)
+        return [message_out(item) for item in full]
+
+    # -- read -----------------------------------------------------------------------------------
+    def list(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None, order: str) -> dict[str, Any]:
+        """Two requests: the access check (session + the caller's shares) and one Query of the page.
+
+        One request is not possible with these keys: between `#SESSION` and `MSG#…` sort the comments,
+        deck, events and exports, and a sharee's access lives in `SHARE#…` items past the messages.
+        """
+        cursors = CursorCodec.from_settings(self.settings)
+        scope = f"messages:{session_id}:{order}"
+        start_key = partition.resume_key(
+            cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.MESSAGE_PREFIX
+        )
+        authorized.read(caller, session_id, Action.READ)
+        page = MessagesRepo().page(session_id, limit=limit, ascending=order == "asc", start_key=start_key)
+        return {
+            "messages": [message_out(item) for item in page.items],
+            "next_cursor": cursors.encode(page.next_key, user=caller.user_id, scope=scope) if page.next_key else None,
+            "has_more": page.next_key is not None,
+        }
+
+    def get(self, caller: Caller, session_id: str, message_id: str) -> dict[str, Any]:
+        _, message = authorized.read_message(caller, session_id, message_id, Action.READ)
+        return message_out(payloads.resolve([message])[0])
+
+    # -- delete ---------------------------------------------------------------------------------
+    def delete(self, caller: Caller, session_id: str, message_id: str) -> None:
+        """Remove one message; the counters follow it in the same transaction.
+
+        message_count, the role's count, turn_count (a user message), error_count and the message's
+        token_count go down; `cost_usd` does not (it is money spent). When the newest message goes, the
+        preview becomes the next newest's (one Query more), guarded by `last_message_id` so an append
+        racing the delete is never overwritten: the delete is planned again instead. A large content's
+        S3 object stays until the session is purged. Allowed in any status but `expired`.
+        """
+        for _ in range(DELETE_ATTEMPTS):
+            access, message = authorized.read_message(caller, session_id, message_id, Action.WRITE)
+            last_id = access.session.get("last_message_id")
+            was_newest = last_id is None or last_id == message_id
+            successor = None
+            if was_newest:
+                newest = MessagesRepo().newest(session_id, limit=2)
+                successor = next((item for item in newest if item["message_id"] != message_id), None)
+            moment = timeutil.now()
+            event = items.event(
+                session_id, "message_deleted", caller.user_id, timeutil.iso(moment), message_id=message_id
+            )
+            change = session_writes.remove_message(
+                session_id,
+                message,
+                event,
+                moment=moment,
+                newest_seen=last_id,
+                successor=successor,
+                was_newest=was_newest,
+            )
+            try:
+                authorized.write(caller, Action.WRITE, change, access=access)
+                return
+            except Moved:
+                continue
+        raise errors.Conflict(f"Session {session_id} keeps changing; retry the delete")

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.dal import keys
-from sessions_api.dal.expressions import Expr
+from sessions_api.dal import items, keys, session_writes
 from sessions_api.dal.results_repo import INLINE_LIMIT_BYTES, ResultsRepo
-from sessions_api.dal.sessions_repo import SessionsRepo
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history, lifecycle
-from sessions_api.logic.sessions import Sessions
+from sessions_api.logic import authorized, lifecycle
+from sessions_api.logic.policy import Action
 from sessions_api.models.entities import Status
 from sessions_api.models.lifecycle import ResultsIn, ResultsOut
 from sessions_api.settings import Settings
@@ -25,7 +23,6 @@ DOCUMENT_FIELDS = ("results", "summary", "citations", "confidence_score", "execu
 @dataclass
 class Results:
     settings: Settings
-    repo: SessionsRepo = field(default_factory=SessionsRepo)
     results_repo: ResultsRepo = field(default_factory=ResultsRepo)
 
     def put(self, caller: Caller, session_id: str, body: ResultsIn, *, if_match: int | None) -> dict[str, Any]:
@@ -39,33 +36,32 @@ class Results:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         payload_key = self._store_large(caller, session_id, text)
 
-        def items(at: str) -> list[dict[str, Any]]:
-            item: dict[str, Any] = {
-                **keys.results_key(session_id),
-                "type": "results",
-                "session_id": session_id,
-                "stored_at": at,
-                "stored_by": caller.user_id,
-                **({"payload_key": payload_key} if payload_key else {"document": text}),
-            }
-            size = len(text.encode("utf-8"))
-            event = history.event_item(
-                session_id, "results_stored", caller.user_id, at, size_bytes=size, complete=body.complete
-            )
-            return [item, event]
-
-        stored: list[dict[str, Any]] = []
-
-        def remember(at: str) -> list[dict[str, Any]]:
-            stored[:] = items(at)
-            return stored
-
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        stored = [
+            items.results(
+                session_id,
+                {
+                    "stored_at": at,
+                    "stored_by": caller.user_id,
+                    **({"payload_key": payload_key} if payload_key else {"document": text}),
+                },
+            ),
+            items.event(
+                session_id,
+                "results_stored",
+                caller.user_id,
+                at,
+                size_bytes=len(text.encode("utf-8")),
+                complete=body.complete,
+            ),
+        ]
         status: Status | None = None
         written = False
         if body.complete:
             try:
-                lifecycle.Lifecycle(self.settings, self.repo).write(
-                    caller, session_id, lifecycle.Action.COMPLETE, if_match=if_match, extra_items=remember
+                lifecycle.Lifecycle(self.settings).write(
+                    caller, session_id, lifecycle.Action.COMPLETE, if_match=if_match, with_items=stored
                 )
                 written = True
             except errors.InvalidStateTransition as refused:
@@ -73,21 +69,8 @@ class Results:
                     raise
             status = Status.COMPLETED  # already completed: a retry stores the results only
         if not written:
-            moment = timeutil.now()
-
-            def write(expr: Expr) -> Expr:
-                activity.require_version(expr, if_match)
-                return activity.touch(expr, session_id, moment)
-
-            guard.write_session(
-                caller,
-                session_id,
-                access.Action.WRITE,
-                write,
-                extra_items=remember(timeutil.iso(moment)),
-                refusal=Sessions._refusal(session_id, if_match),
-                repo=self.repo,
-            )
+            change = session_writes.touch(session_id, moment=moment, puts=stored, version=if_match)
+            authorized.write(caller, Action.WRITE, change)
         return ResultsOut(
             session_id=session_id, status=status, stored_at=stored[0]["stored_at"], stored_by=caller.user_id, **document
         ).model_dump(mode="json")
@@ -96,14 +79,14 @@ class Results:
         """Results beyond an item's room go to S3 under the session's prefix (the owner's, read first)."""
         if len(text.encode("utf-8")) <= INLINE_LIMIT_BYTES:
             return None
-        owner = guard.load_session(caller, session_id, access.Action.WRITE, self.repo).session["created_by"]
+        owner = authorized.read(caller, session_id, Action.WRITE).session["created_by"]
         key = keys.results_payload_s3_key(owner, session_id, ids.new_id("res"))
         self.results_repo.put_payload(key, text.encode("utf-8"))
         return key
 
     def get(self, caller: Caller, session_id: str) -> tuple[dict[str, Any], str]:
         """The results (empty fields while none are stored) with the session's status, and its title."""
-        session = guard.load_session(caller, session_id, access.Action.READ, self.repo).session
+        session = authorized.read(caller, session_id, Action.READ).session
         item = self.results_repo.get(session_id)
         document: dict[str, Any] = {}
         if item is not None:

@@ -1,4 +1,4 @@
-"""Session use cases: create, list, continue, get, update, delete, cleanup."""
+"""Session use cases: create, list, continue, get, update, delete, cleanup, and the metrics and history views."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 
 from sessions_api import errors, ids, timeutil
 from sessions_api.cursor import CursorCodec
-from sessions_api.dal import keys, payloads
-from sessions_api.dal.expressions import Expr
+from sessions_api.dal import items, keys, partition, payloads, session_writes
 from sessions_api.dal.messages_repo import MessagesRepo
 from sessions_api.dal.sessions_repo import (
     QuotaExceeded,
+    SessionFilters,
     SessionsRepo,
     WriteRefused,
     status_deltas,
@@ -22,9 +22,12 @@ from sessions_api.dal.sessions_repo import (
     visible,
 )
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history, messages, paging
+from sessions_api.logic import authorized
+from sessions_api.logic.messages import message_out
+from sessions_api.logic.policy import Action
 from sessions_api.models.api import CreateSessionIn, UpdateSessionIn
-from sessions_api.models.entities import SessionType, Status, session_out
+from sessions_api.models.entities import SessionType, Status, plain, session_out
+from sessions_api.models.lifecycle import HistoryOut, MetricsOut, TimelineEvent
 from sessions_api.settings import Settings
 
 MESSAGES_EMBED_LIMIT = 100
@@ -49,19 +52,27 @@ class ListQuery:
         digest = hashlib.sha256(json.dumps([str(value) for value in filters]).encode()).hexdigest()[:16]
         return f"sessions:{digest}"
 
+    def filters(self) -> SessionFilters:
+        return SessionFilters(
+            search=self.search,
+            status=str(self.status) if self.status else None,
+            session_type=str(self.session_type) if self.session_type else None,
+            created_from=timeutil.iso(self.date_from) if self.date_from else None,
+            created_to=timeutil.iso(self.date_to) if self.date_to else None,
+        )
+
 
 @dataclass
 class Sessions:
     settings: Settings
     repo: SessionsRepo = field(default_factory=SessionsRepo)
-    messages_repo: MessagesRepo = field(default_factory=MessagesRepo)
 
     @property
     def cursors(self) -> CursorCodec:
-        return paging.codec(self.settings)
+        return CursorCodec.from_settings(self.settings)
 
     def _due_pk(self, session_id: str) -> str:
-        return keys.due_gsi3pk(keys.due_shard(session_id, self.settings.due_shards))
+        return keys.due_pk(session_id, self.settings.due_shards)
 
     # -- create ---------------------------------------------------------------------------------
     def create(self, caller: Caller, body: CreateSessionIn, *, temporary: bool = False) -> dict[str, Any]:
@@ -73,12 +84,9 @@ class Sessions:
         first_messages = []
         if body.prompt is not None:
             first_messages.append(
-                messages.message_item(session_id, role="user", content=body.prompt, at=at, agent_name=body.agent_name)
+                items.new_message(session_id, role="user", content=body.prompt, at=at, agent_name=body.agent_name)
             )
-        session: dict[str, Any] = {
-            **keys.session_key(session_id),
-            "type": "session",
-            "session_id": session_id,
+        chosen = {
             "title": body.title,
             "title_lower": body.title.lower(),
             "session_type": str(body.session_type),
@@ -88,27 +96,20 @@ class Sessions:
             "metadata": body.metadata,
             "preferences": body.preferences,
             "budget": body.budget.model_dump(exclude_none=True) if body.budget else {},
-            "created_by": caller.user_id,
-            "created_at": at,
-            "updated_at": at,
-            "last_activity_at": at,
-            "idle_seconds": idle_minutes * 60,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cost_usd": 0,
-            "version": 1,
             "temporary": True if temporary else None,
-            "GSI1PK": keys.owner_gsi1pk(caller.user_id),
-            "GSI1SK": keys.activity_sk(at, session_id),
-            "GSI2PK": keys.active_gsi2pk(caller.user_id),
-            "GSI2SK": keys.activity_sk(at, session_id),
-            "GSI3PK": self._due_pk(session_id),
-            "GSI3SK": timeutil.epoch_seconds(moment) + idle_minutes * 60,
-            **messages.initial_counters(first_messages),
+            **items.initial_counters(first_messages),
         }
-        session = {name: value for name, value in session.items() if value is not None}
-        created = history.event_item(session_id, "created", caller.user_id, at, title=body.title)
-        stored = [messages.stored(item, caller.user_id) for item in first_messages]
+        session = items.new_session(
+            session_id,
+            chosen,
+            owner=caller.user_id,
+            at=at,
+            due_pk=self._due_pk(session_id),
+            due_epoch=timeutil.epoch_seconds(moment) + idle_minutes * 60,
+            idle_seconds=idle_minutes * 60,
+        )
+        created = items.event(session_id, "created", caller.user_id, at, title=body.title)
+        stored = MessagesRepo.offload(first_messages, caller.user_id)
         # The session never exists if this fails, so no purge would visit a large prompt's object: drop it now.
         large = [item["payload_key"] for item in stored if "payload_key" in item]
         try:
@@ -126,11 +127,11 @@ class Sessions:
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, caller: Caller, session_id: str, *, include_messages: bool) -> dict[str, Any]:
-        session = guard.load_session(caller, session_id, access.Action.READ, self.repo).session
+        session = authorized.read(caller, session_id, Action.READ).session
         data = session_out(session).model_dump(mode="json")
         if include_messages:
-            page = self.messages_repo.page(session_id, limit=MESSAGES_EMBED_LIMIT, ascending=True, start_key=None)
-            data["messages"] = [messages.message_out(item) for item in page.items]
+            page = MessagesRepo().page(session_id, limit=MESSAGES_EMBED_LIMIT, ascending=True, start_key=None)
+            data["messages"] = [message_out(item) for item in page.items]
             data["messages_next_cursor"] = (
                 self.cursors.encode(page.next_key, user=caller.user_id, scope=f"messages:{session_id}:asc")
                 if page.next_key
@@ -158,7 +159,7 @@ class Sessions:
         if skip > MAX_OFFSET:
             raise errors.validation_error("query.offset", f"offset is at most {MAX_OFFSET}; use cursor to go further")
         page = self.repo.list_owned(
-            caller.user_id, limit=skip + query.limit, start_key=start_key, filters=self._filters(query)
+            caller.user_id, limit=skip + query.limit, start_key=start_key, filters=query.filters()
         )
         now_epoch = timeutil.now().timestamp()  # a session past its TTL is gone, though DynamoDB lags
         items = [item for item in page.items[skip:] if visible(item, now_epoch)]
@@ -173,21 +174,6 @@ class Sessions:
             **totals(counters),
         }
 
-    @staticmethod
-    def _filters(query: ListQuery) -> Expr | None:
-        expr = Expr()
-        if query.search:
-            expr.when(f"contains({expr.name('title_lower')}, {expr.value(query.search.lower())})")
-        if query.status:
-            expr.when(f"{expr.name('status')} = {expr.value(str(query.status))}")
-        if query.session_type:
-            expr.when(f"{expr.name('session_type')} = {expr.value(str(query.session_type))}")
-        if query.date_from:
-            expr.when(f"{expr.name('created_at')} >= {expr.value(timeutil.iso(query.date_from))}")
-        if query.date_to:
-            expr.when(f"{expr.name('created_at')} <= {expr.value(timeutil.iso(query.date_to))}")
-        return expr if expr.condition_expression() else None
-
     # -- update ---------------------------------------------------------------------------------
     def update(self, caller: Caller, session_id: str, body: UpdateSessionIn, *, if_match: int | None) -> dict[str, Any]:
         """Edit the session: the owner in one transaction, a sharee with `edit` re-checked inside it.
@@ -197,52 +183,18 @@ class Sessions:
         changes = body.changes()
         if not changes:
             raise errors.validation_error("body", "send at least one field to change")
-        if not ids.is_session_id(session_id):
-            raise errors.SessionNotFound(session_id)
         moment = timeutil.now()
-        at = timeutil.iso(moment)
         events = []
         if "title" in changes:
-            events.append(history.event_item(session_id, "renamed", caller.user_id, at, title=changes["title"]))
-
-        def edit(expr: Expr) -> Expr:
-            for name, value in changes.items():
-                if value is None:
-                    expr.remove(name)
-                else:
-                    expr.set(name, value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value)
-            if "title" in changes:
-                expr.set("title_lower", changes["title"].lower())
-            expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
-            activity.require_version(expr, if_match)
-            return activity.touch(expr, session_id, moment)
-
-        guard.write_session(
-            caller,
-            session_id,
-            access.Action.WRITE,
-            edit,
-            extra_items=events,
-            refusal=self._refusal(session_id, if_match),
-            repo=self.repo,
-        )
-        return session_out(guard.load_session(caller, session_id, access.Action.READ, self.repo).session).model_dump(
-            mode="json"
-        )
-
-    @staticmethod
-    def _refusal(session_id: str, if_match: int | None) -> guard.Refusal:
-        default = guard.default_refusal(session_id)
-
-        def refusal(current: dict[str, Any] | None) -> errors.ApiError:
-            if current is not None and if_match is not None and int(current["version"]) != if_match:
-                version = int(current["version"])
-                return errors.PreconditionFailed(
-                    f"Session {session_id} is at version {version}, not {if_match}", headers={"ETag": f'"{version}"'}
-                )
-            return default(current)
-
-        return refusal
+            renamed = items.event(session_id, "renamed", caller.user_id, timeutil.iso(moment), title=changes["title"])
+            events.append(renamed)
+        fields = {
+            name: value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
+            for name, value in changes.items()
+        }
+        change = session_writes.edit(session_id, fields, events, moment=moment, version=if_match)
+        authorized.write(caller, Action.WRITE, change)
+        return session_out(authorized.read(caller, session_id, Action.READ).session).model_dump(mode="json")
 
     # -- delete ---------------------------------------------------------------------------------
     def delete(self, caller: Caller, session_id: str) -> None:
@@ -258,9 +210,7 @@ class Sessions:
             except WriteRefused as refused:
                 current = visible(refused.current, timeutil.now().timestamp())
                 if current is None or current["created_by"] != caller.user_id:
-                    guard.load_session(
-                        caller, session_id, access.Action.MANAGE, self.repo
-                    )  # 404 or 403, as the policy says
+                    authorized.read(caller, session_id, Action.MANAGE)  # 404 or 403, as the policy says
                     raise errors.SessionNotFound(session_id) from refused
                 status = current["status"]
         raise errors.Conflict(f"Session {session_id} keeps changing; retry the delete")
@@ -315,3 +265,68 @@ class Sessions:
                 )
             )
         self.repo.delete_sessions(caller.user_id, operations, deltas)
+
+    # -- views ----------------------------------------------------------------------------------
+    def metrics(self, caller: Caller, session_id: str) -> dict[str, Any]:
+        """One request: the session (with the caller's shares, for access) carries every counter."""
+        session = plain(authorized.read(caller, session_id, Action.READ).session)
+        started = timeutil.parse(session["created_at"])
+        ended_at = session.get("ended_at")
+        ended = timeutil.parse(ended_at) if ended_at else timeutil.now()
+        input_tokens, output_tokens = session.get("input_tokens", 0), session.get("output_tokens", 0)
+        total_tokens = input_tokens + output_tokens
+        cost = float(session.get("cost_usd", 0))
+        counts = {role: session.get(f"{role}_messages", 0) for role in ("user", "assistant", "system")}
+        return MetricsOut.model_validate(
+            {
+                "session_id": session_id,
+                "status": session["status"],
+                "execution_time": {
+                    "started_at": session["created_at"],
+                    "ended_at": ended_at,
+                    "seconds": round(max((ended - started).total_seconds(), 0.0), 3),
+                },
+                "token_usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "total_tokens": total_tokens,
+                },
+                "message_counts": {**counts, "total": session.get("message_count", sum(counts.values()))},
+                "turn_count": session.get("turn_count", 0),
+                "error_count": session.get("error_count", 0),
+                "cost_breakdown": {
+                    "total_usd": cost,
+                    "usd_per_1k_tokens": round(cost * 1000 / total_tokens, 6) if total_tokens else None,
+                },
+            }
+        ).model_dump(mode="json")
+
+    def history(
+        self, caller: Caller, session_id: str, *, limit: int, cursor: str | None, descending: bool
+    ) -> dict[str, Any]:
+        """Two requests: the session (access) and one query of its `EVENT#` items."""
+        authorized.read(caller, session_id, Action.READ)
+        cursors = self.cursors
+        scope = f"history:{session_id}:{'desc' if descending else 'asc'}"
+        start = partition.resume_key(
+            cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.EVENT_PREFIX
+        )
+        found = partition.page(session_id, keys.EVENT_PREFIX, limit=limit, start_key=start, ascending=not descending)
+        next_cursor = cursors.encode(found.next_key, user=caller.user_id, scope=scope) if found.next_key else None
+        return HistoryOut(
+            session_id=session_id,
+            timeline=[event_out(item) for item in found.items],
+            next_cursor=next_cursor,
+            has_more=next_cursor is not None,
+        ).model_dump(mode="json")
+
+
+def event_out(item: dict[str, Any]) -> TimelineEvent:
+    data = plain(item)
+    return TimelineEvent(
+        event_id=data["event_id"],
+        type=data["event_type"],
+        actor=data["actor"],
+        at=data["at"],
+        details=data.get("data") or {},
+    )

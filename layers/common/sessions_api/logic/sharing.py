@@ -1,8 +1,9 @@
-"""Sharing a session: grant, list, revoke, and the sessions shared with the caller.
+"""Sharing a session: grant, list, revoke, the sessions shared with the caller, and comments.
 
 A share is one item per recipient in the session's partition (`SHARE#USER#<sub>` or
 `SHARE#EMAIL#<email>`), indexed on GSI2 under `SHARED#<recipient>` by the time it was shared. Who may
-do what with a share is `logic/access.py`; every write goes through `guard.write_session`.
+do what with a share is `logic/policy.py`; every write goes through `logic/authorized.py`. Comments:
+the owner and `collaborate` recipients write them, every reader reads them.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from typing import Any
 
 from sessions_api import errors, ids, timeutil
 from sessions_api.cursor import CursorCodec
-from sessions_api.dal import keys
-from sessions_api.dal.expressions import Expr
-from sessions_api.dal.sessions_repo import SessionsRepo, totals, visible
+from sessions_api.dal import items, keys, partition, session_writes
+from sessions_api.dal.comments_repo import CommentsRepo
+from sessions_api.dal.sessions_repo import totals, visible
 from sessions_api.dal.shares_repo import SharesRepo
 from sessions_api.identity import Caller
-from sessions_api.logic import access, activity, guard, history, paging
+from sessions_api.logic import authorized, policy
+from sessions_api.logic.policy import Action
 from sessions_api.models.entities import Status, plain, session_out
-from sessions_api.models.sharing import GrantOut, ShareIn, ShareOut, recipient_kind
+from sessions_api.models.sharing import CommentIn, CommentOut, GrantOut, ShareIn, ShareOut, recipient_kind
 from sessions_api.settings import Settings
 
 SHARE_ID = re.compile(r"^shr_[0-9A-HJKMNP-TV-Z]{26}$")
 SHARED_SCOPE = "sessions:shared"
-# An expired share stays in the owner's list (marked expired) this long before DynamoDB's TTL removes it.
-EXPIRED_SHARE_KEPT_DAYS = 7
 
 
 def grant_out(item: dict[str, Any], now_iso: str) -> dict[str, Any]:
@@ -39,26 +39,34 @@ def grant_out(item: dict[str, Any], now_iso: str) -> dict[str, Any]:
         permissions=data["permission"],
         message=data.get("message"),
         expires_at=data.get("expires_at"),
-        expired=not access.share_is_live(data, now_iso),
+        expired=not policy.share_is_live(data, now_iso),
         created_at=data["created_at"],
         created_by=data["created_by"],
     ).model_dump(mode="json")
 
 
-def not_expired(expr: Expr) -> Expr:
-    """Expired sessions take no more writes (409 session_expired), sharing included."""
-    return expr.when(f"{expr.name('status')} <> {expr.value(str(Status.EXPIRED))}")
+def comment_out(item: dict[str, Any]) -> dict[str, Any]:
+    data = plain(item)
+    return CommentOut(
+        comment_id=data["comment_id"],
+        session_id=data["session_id"],
+        content=data["content"],
+        comment_type=data["comment_type"],
+        reference_point=data.get("reference_point"),
+        author=data["author"],
+        created_at=data["created_at"],
+    ).model_dump(mode="json")
 
 
 @dataclass
 class Sharing:
     settings: Settings
-    repo: SessionsRepo = field(default_factory=SessionsRepo)
     shares: SharesRepo = field(default_factory=SharesRepo)
+    comments: CommentsRepo = field(default_factory=CommentsRepo)
 
     @property
     def cursors(self) -> CursorCodec:
-        return paging.codec(self.settings)
+        return CursorCodec.from_settings(self.settings)
 
     # -- share ----------------------------------------------------------------------------------
     def share(self, caller: Caller, session_id: str, body: ShareIn, *, session_url: str) -> dict[str, Any]:
@@ -73,27 +81,30 @@ class Sharing:
         at = timeutil.iso(moment)
         expires_at = self._expiry(body.expiration, moment)
         share_id = ids.new_id("shr")
-        items = [
-            self._item(session_id, share_id, recipient, body, caller=caller, at=at, expires_at=expires_at)
+        grants = [
+            items.share(
+                session_id,
+                share_id=share_id,
+                recipient=recipient,
+                kind=str(recipient_kind(recipient)),
+                permission=str(body.permissions),
+                owner=caller.user_id,
+                at=at,
+                message=body.message,
+                expires_at=expires_at,
+            )
             for recipient in body.recipients
         ]
-        event = history.event_item(
+        event = items.event(
             session_id,
             "shared",
             caller.user_id,
             at,
             share_id=share_id,
             permissions=str(body.permissions),
-            recipient_count=len(items),
+            recipient_count=len(grants),
         )
-        guard.write_session(
-            caller,
-            session_id,
-            access.Action.MANAGE,
-            lambda expr: activity.touch(not_expired(expr), session_id, moment),
-            extra_items=[*items, event],
-            repo=self.repo,
-        )
+        authorized.write(caller, Action.MANAGE, session_writes.touch(session_id, moment=moment, puts=[*grants, event]))
         return ShareOut(
             share_id=share_id,
             session_id=session_id,
@@ -114,45 +125,12 @@ class Sharing:
             raise errors.validation_error("body.expiration", "expiration must be in the future")
         return expires_at
 
-    @staticmethod
-    def _item(
-        session_id: str,
-        share_id: str,
-        recipient: str,
-        body: ShareIn,
-        *,
-        caller: Caller,
-        at: str,
-        expires_at: str | None,
-    ) -> dict[str, Any]:
-        kind = recipient_kind(recipient)
-        item: dict[str, Any] = {
-            **keys.share_key(session_id, kind, recipient),
-            "type": "share",
-            "share_id": share_id,
-            "session_id": session_id,
-            "permission": str(body.permissions),
-            "recipient": recipient,
-            "recipient_kind": str(kind),
-            "created_at": at,
-            "created_by": caller.user_id,
-            "GSI2PK": keys.shared_gsi2pk(recipient),
-            "GSI2SK": keys.activity_sk(at, session_id),
-        }
-        if body.message is not None:
-            item["message"] = body.message
-        if expires_at is not None:
-            item["expires_at"] = expires_at
-            expiry = timeutil.parse(expires_at)
-            item["ttl"] = timeutil.epoch_seconds(timeutil.plus(expiry, days=EXPIRED_SHARE_KEPT_DAYS))
-        return item
-
     # -- list and revoke ------------------------------------------------------------------------
     def grants(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         """Who has access, one entry per recipient (owner only: recipients are the owner's business)."""
-        guard.load_session(caller, session_id, access.Action.MANAGE, self.repo)
+        authorized.read(caller, session_id, Action.MANAGE)
         scope = f"shares:{session_id}"
-        start = paging.partition_start(
+        start = partition.resume_key(
             self.cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.SHARE_PREFIX
         )
         page = self.shares.grants(session_id, limit=limit, start_key=start)
@@ -168,32 +146,21 @@ class Sharing:
 
     def revoke(self, caller: Caller, session_id: str, share_id: str) -> None:
         """Delete every recipient item of the share at once; the next request of a recipient is refused."""
-        session = guard.load_session(caller, session_id, access.Action.MANAGE, self.repo).session
-        items = self.shares.of_share(session_id, share_id) if SHARE_ID.match(share_id) else []
-        if not items:
+        access = authorized.read(caller, session_id, Action.MANAGE)
+        grants = self.shares.of_share(session_id, share_id) if SHARE_ID.match(share_id) else []
+        if not grants:
             raise errors.ShareNotFound(share_id)
         moment = timeutil.now()
         at = timeutil.iso(moment)
-        event = history.event_item(
-            session_id, "share_revoked", caller.user_id, at, share_id=share_id, recipient_count=len(items)
+        event = items.event(
+            session_id, "share_revoked", caller.user_id, at, share_id=share_id, recipient_count=len(grants)
         )
-        expired = session["status"] == Status.EXPIRED
-
-        def record(expr: Expr) -> Expr:
-            if expired:  # revoking never reopens an expired session: no activity, its purge time stays
-                expr.when(f"{expr.name('status')} = {expr.value(str(Status.EXPIRED))}")
-                return expr.set("updated_at", at).add("version", 1)
-            return activity.touch(not_expired(expr), session_id, moment)
-
-        guard.write_session(
-            caller,
-            session_id,
-            access.Action.MANAGE,
-            record,
-            extra_items=[event],
-            extra_operations=[self.shares.delete(item) for item in items],
-            repo=self.repo,
-        )
+        deletes = [{"PK": grant["PK"], "SK": grant["SK"]} for grant in grants]
+        if access.session["status"] == Status.EXPIRED:  # revoking never reopens an expired session
+            change = session_writes.stamp_expired(session_id, at=at, puts=[event], deletes=deletes)
+        else:
+            change = session_writes.touch(session_id, moment=moment, puts=[event], deletes=deletes)
+        authorized.write(caller, Action.MANAGE, change, access=access)
 
     # -- shared with me -------------------------------------------------------------------------
     def shared_with_me(self, caller: Caller, *, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -248,10 +215,10 @@ class Sharing:
         for position, sid in page:
             session = visible(found.get((keys.session_pk(sid), keys.SESSION_SK)), now_epoch)
             shares = [found[(key["PK"], key["SK"])] for key in share_keys(sid) if (key["PK"], key["SK"]) in found]
-            live = [share for share in shares if access.share_is_live(share, now_iso)]
+            live = [share for share in shares if policy.share_is_live(share, now_iso)]
             if session is None or not live or max(share["GSI2SK"] for share in live) != position:
                 continue  # gone, revoked, expired, or listed at the caller's newer share of it
-            best = max(live, key=lambda share: access.SHARE_PERMISSIONS[share["permission"]])
+            best = max(live, key=lambda share: policy.SHARE_PERMISSIONS[share["permission"]])
             listed.append(
                 {
                     **session_out(session).model_dump(mode="json"),
@@ -262,3 +229,42 @@ class Sharing:
                 }
             )
         return listed, found.get((counters_key["PK"], counters_key["SK"]))
+
+    # -- comments -------------------------------------------------------------------------------
+    def comment(self, caller: Caller, session_id: str, body: CommentIn) -> dict[str, Any]:
+        """The comment, the `commented` event and the session's touch in one transaction."""
+        moment = timeutil.now()
+        at = timeutil.iso(moment)
+        comment_id = ids.new_id("cmt")
+        fields: dict[str, Any] = {
+            "session_id": session_id,
+            "content": body.content,
+            "comment_type": str(body.comment_type),
+            "author": caller.user_id,  # from the verified claims only, never from the body
+            "created_at": at,
+        }
+        if body.reference_point is not None:
+            fields["reference_point"] = body.reference_point.model_dump(exclude_none=True)
+        item = items.comment(session_id, comment_id, fields)
+        event = items.event(
+            session_id, "commented", caller.user_id, at, comment_id=comment_id, comment_type=str(body.comment_type)
+        )
+        authorized.write(caller, Action.COMMENT, session_writes.touch(session_id, moment=moment, puts=[item, event]))
+        return comment_out(item)
+
+    def list_comments(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        """Oldest first, the order of the conversation they annotate."""
+        authorized.read(caller, session_id, Action.READ)
+        scope = f"comments:{session_id}"
+        start = partition.resume_key(
+            self.cursors, cursor, user=caller.user_id, scope=scope, session_id=session_id, prefix=keys.COMMENT_PREFIX
+        )
+        page = self.comments.page(session_id, limit=limit, start_key=start)
+        return {
+            "session_id": session_id,
+            "comments": [comment_out(item) for item in page.items],
+            "next_cursor": self.cursors.encode(page.next_key, user=caller.user_id, scope=scope)
+            if page.next_key
+            else None,
+            "has_more": page.next_key is not None,
+        }
