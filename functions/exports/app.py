@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
-from sessions_api.logic import authorized
+from sessions_api.logic import idempotent
 from sessions_api.logic.exports import Exports, format_from_accept
 from sessions_api.logic.policy import Action
 from sessions_api.models.decks import ExportFormat, ExportIn, ExportList, ExportOut
@@ -67,7 +67,7 @@ def create_export(
 ):
     export_format = _format(body.format if body else None, format, accept)
     caller = http.caller(app)
-    summary = authorized.once(
+    summary = idempotent.once(
         caller,
         Action.EXPORT,
         session_id=session_id,

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
-from sessions_api.logic import authorized
+from sessions_api.logic import idempotent
 from sessions_api.logic.chat import Chat
 from sessions_api.logic.messages import Messages
 from sessions_api.logic.policy import Action
@@ -65,7 +65,7 @@ def append_messages(
         stored = messages().append(caller, session_id, incoming)
         return {"messages": stored} if batch else stored[0]
 
-    result = authorized.once(
+    result = idempotent.once(
         caller,
         Action.WRITE,
         session_id=session_id,

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
-from sessions_api.logic import authorized
+from sessions_api.logic import idempotent
 from sessions_api.logic.lifecycle import Action as LifecycleAction
 from sessions_api.logic.lifecycle import Lifecycle
 from sessions_api.logic.policy import Action
@@ -74,7 +74,7 @@ def session_response(status: int, session: dict[str, Any], **headers: str):
 def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idempotency_key: http.IdempotencyKey = None):
     caller = http.caller(app)
     request = body or CreateSessionIn()
-    result = authorized.once(
+    result = idempotent.once(
         caller,
         Action.READ,
         session_id=None,

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from sessions_api import http
 from sessions_api.dal import idempotency
-from sessions_api.logic import authorized
+from sessions_api.logic import idempotent
 from sessions_api.logic.policy import Action
 from sessions_api.logic.sharing import Sharing
 from sessions_api.models.sharing import CommentIn, CommentList, CommentOut, ShareIn, ShareList, ShareOut
@@ -40,7 +40,7 @@ def share_session(
 ):
     caller = http.caller(app)
     session_url = f"{http.api_url(app, get_settings().api_base_path)}/sessions/{session_id}"
-    result = authorized.once(
+    result = idempotent.once(
         caller,
         Action.MANAGE,
         session_id=session_id,
@@ -77,7 +77,7 @@ def create_comment(
     session_id: SessionIdPath, body: Annotated[CommentIn, Body()], idempotency_key: http.IdempotencyKey = None
 ):
     caller = http.caller(app)
-    result = authorized.once(
+    result = idempotent.once(
         caller,
         Action.COMMENT,
         session_id=session_id,

@@ -3,17 +3,16 @@
 `read` returns the caller's `Access` (404 when none, 403 when too weak). `write` commits a planned write
 as the caller: with a known `Access` once (the owner's condition, or the share's ConditionCheck in the same
 transaction); without one, first as the owner (one request in the common case) and, when the session turns
-out to be someone else's, after reading the caller's shares, once more as the sharee. `once` runs a route
+out to be someone else's, after reading the caller's shares, once more as the sharee.
 once per `Idempotency-Key` and answers a replay only while the caller still has the access.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.dal import idempotency, session_writes
+from sessions_api.dal import session_writes
 from sessions_api.dal.messages_repo import MessagesRepo
 from sessions_api.dal.session_writes import SessionWrite, Writer
 from sessions_api.dal.sessions_repo import SessionsRepo, WriteRefused, visible
@@ -70,27 +69,3 @@ def write(caller: Caller, action: Action, change: SessionWrite, *, access: Acces
         if refused.share_lost:
             read(caller, session_id, action)  # the share was revoked, weakened or lapsed meanwhile: 404 or 403
         raise policy.refusal(session_id, refused, change.expects) from refused
-
-
-def once(
-    caller: Caller,
-    action: Action,
-    *,
-    session_id: str | None,
-    operation: str,
-    key: str | None,
-    body: Any,
-    produce: Callable[[], dict[str, Any]],
-) -> dict[str, Any]:
-    """`produce()` once per `Idempotency-Key`; a replay is answered only while the caller may still `action`.
-
-    A replay skips the route's own code, so the access check a first call makes happens here instead:
-    a revoked or expired share, or a deleted session, answers 404/403, never the stored response.
-    `session_id` None: a create, whose replay is checked against the session it made.
-    """
-    result, replayed = idempotency.run_once(
-        operation=operation, user=caller.user_id, key=key, body=body, session_id=session_id, produce=produce
-    )
-    if replayed:
-        read(caller, session_id or result["session_id"], action)
-    return result
