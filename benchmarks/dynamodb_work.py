@@ -1,7 +1,9 @@
 """1. DynamoDB requests, items read and written, and bytes written by one call of every route.
 
 Targets: one request per read page and per write (a write's read-back, where the contract returns the new
-state, is named); no Scan on any request path. moto does not report consumed capacity, so the figures come
+state, is named); no Scan on any request path. Every route on a session is measured for its owner and for a
+sharee (`collaborate`): a sharee's chat takes the owner's 4, a sharee's append at most 3. moto does not
+report consumed capacity, so the figures come
 from botocore's request and response events: requests on the wire, items DynamoDB read (a query's
 ScannedCount), items written, and request bytes of writes.
 """
@@ -27,6 +29,8 @@ class Scenario:
     budget: int  # the requests this route should take
     note: str = ""
     setup: Callable[[harness.Stack, str], dict[str, str]] | None = None
+    sharee_budget: int | None = None  # a sharee's requests (None: the owner's budget, or an owner-only route)
+    owner_only: bool = False
 
 
 def _with_messages(count: int) -> Callable[[harness.Stack, str], dict[str, str]]:
@@ -73,8 +77,18 @@ SCENARIOS = [
         "session + first page",
         _with_messages(20),
     ),
-    Scenario("rename (PATCH)", "PATCH", f"{BASE}/{{sid}}", {"body": {"title": "renamed"}}, 2, "write + read-back"),
-    Scenario("delete session", "DELETE", f"{BASE}/{{sid}}", {}, 1, "tombstone; the purge is the schedule's"),
+    Scenario(
+        "rename (PATCH)",
+        "PATCH",
+        f"{BASE}/{{sid}}",
+        {"body": {"title": "renamed"}},
+        2,
+        "write + read-back",
+        sharee_budget=4,
+    ),
+    Scenario(
+        "delete session", "DELETE", f"{BASE}/{{sid}}", {}, 1, "tombstone; the purge is the schedule's", owner_only=True
+    ),
     Scenario(
         "cleanup 10 sessions",
         "POST",
@@ -83,9 +97,28 @@ SCENARIOS = [
         2,
         "one read of all, one transaction",
         _nine_more,
+        owner_only=True,
     ),
-    Scenario("append 1 message", "POST", f"{BASE}/{{sid}}/messages", {"body": MESSAGE}, 1),
-    Scenario("batch append 25", "POST", f"{BASE}/{{sid}}/messages", {"body": {"messages": [MESSAGE] * 25}}, 1),
+    Scenario("append 1 message", "POST", f"{BASE}/{{sid}}/messages", {"body": MESSAGE}, 1, sharee_budget=3),
+    Scenario(
+        "batch append 25",
+        "POST",
+        f"{BASE}/{{sid}}/messages",
+        {"body": {"messages": [MESSAGE] * 25}},
+        1,
+        sharee_budget=3,
+    ),
+    Scenario(
+        "chat",
+        "POST",
+        f"{BASE}/{{sid}}/chat",
+        {"body": {"message": "How many requests?"}},
+        4,
+        "access, context, lock + message, reply + unlock",
+    ),
+    Scenario(
+        "delete message", "DELETE", f"{BASE}/{{sid}}/messages/{{mid}}", {}, 3, "the newest: + its successor", _a_message
+    ),
     Scenario("list messages (100)", "GET", f"{BASE}/{{sid}}/messages", {}, 2, "access + page", _with_messages(150)),
     Scenario(
         "get message",
@@ -97,6 +130,14 @@ SCENARIOS = [
         _a_message,
     ),
     Scenario("get slides", "GET", f"{BASE}/{{sid}}/slides", {}, 2, "access + deck", _deck),
+    Scenario(
+        "put slides",
+        "PUT",
+        f"{BASE}/{{sid}}/slides",
+        {"body": {"slides": [{"slide_id": "s1", "html": "<h1>One</h1>"}], "css": ""}},
+        2,
+        "access + deck write",
+    ),
     Scenario(
         "export (markdown)",
         "POST",
@@ -111,14 +152,22 @@ SCENARIOS = [
         "share",
         "POST",
         f"{BASE}/{{sid}}/share",
-        {"body": {"recipients": ["bob@example.com"], "permissions": "view"}},
+        {"body": {"recipients": ["carol@example.com"], "permissions": "view"}},
         1,
+        owner_only=True,
     ),
-    Scenario("list shares", "GET", f"{BASE}/{{sid}}/shares", {}, 2),
-    Scenario("comment", "POST", f"{BASE}/{{sid}}/comments", {"body": {"content": "c", "comment_type": "note"}}, 1),
+    Scenario("list shares", "GET", f"{BASE}/{{sid}}/shares", {}, 2, owner_only=True),
+    Scenario(
+        "comment",
+        "POST",
+        f"{BASE}/{{sid}}/comments",
+        {"body": {"content": "c", "comment_type": "note"}},
+        1,
+        sharee_budget=3,
+    ),
     Scenario("list comments", "GET", f"{BASE}/{{sid}}/comments", {}, 2),
     Scenario("history", "GET", f"{BASE}/{{sid}}/history", {}, 2),
-    Scenario("end session", "POST", f"{BASE}/{{sid}}/end", {}, 2, "write + read-back"),
+    Scenario("end session", "POST", f"{BASE}/{{sid}}/end", {}, 2, "write + read-back", owner_only=True),
     Scenario("metrics", "GET", f"{BASE}/{{sid}}/metrics", {}, 1),
     Scenario("results", "GET", f"{BASE}/{{sid}}/results", {}, 2),
 ]
@@ -136,15 +185,22 @@ def _fill(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def measure(stack: harness.Stack, scenario: Scenario) -> tuple[int, harness.Work]:
+SHAREE = "bob"
+
+
+def measure(stack: harness.Stack, scenario: Scenario, *, user: str = "alice") -> tuple[int, harness.Work]:
+    """One call as `user`: the session's owner `alice`, or `bob` whom she shared it with (`collaborate`)."""
     session_id = stack.api.create_session(title="t", prompt="first")["session_id"]
     names = {"sid": session_id, "mid": "msg_0", "ids": session_id}
     if scenario.setup:
         names.update(scenario.setup(stack, session_id))
+    if user == SHAREE:
+        share = {"recipients": [SHAREE], "permissions": "collaborate"}
+        stack.api("POST", f"{BASE}/{session_id}/share", body=share)
     path = scenario.path.format(**names)
     kwargs = _fill(scenario.kwargs, names)
     with stack.meter.window() as calls:
-        result = stack.api(scenario.method, path, **kwargs)
+        result = stack.api(scenario.method, path, user=user, **kwargs)
     return result.status, harness.Work.of(calls)
 
 
@@ -171,13 +227,25 @@ def run(section: Section) -> None:
             within = work.requests <= scenario.budget
             if not within:
                 over_budget.append(f"{scenario.name}: {work.requests} > {scenario.budget}")
-            data[scenario.name] = {**work.__dict__, "status": status, "budget": scenario.budget}
+            sharee = "owner only"
+            if "{sid}" in scenario.path and not scenario.owner_only:
+                sharee_status, sharee_work = measure(stack, scenario, user=SHAREE)
+                scans += sharee_work.scans
+                sharee_budget = scenario.sharee_budget or scenario.budget
+                sharee = f"**{sharee_work.requests}**"
+                if sharee_status >= 300 or sharee_work.requests > sharee_budget:
+                    over_budget.append(f"{scenario.name} (sharee): {sharee_work.requests} > {sharee_budget}")
+                    sharee += f" (status {sharee_status}, budget {sharee_budget})"
+            elif "{sid}" not in scenario.path:
+                sharee = "—"
+            data[scenario.name] = {**work.__dict__, "status": status, "budget": scenario.budget, "sharee": sharee}
             rows.append(
                 [
                     scenario.name,
                     f"`{scenario.method} {scenario.path.replace('{sid}', '{id}').replace('{mid}', '{mid}')}`",
                     status,
                     f"**{work.requests}**" + ("" if within else f" (budget {scenario.budget})"),
+                    sharee,
                     work.operations,
                     work.items_read,
                     work.items_written,
@@ -187,7 +255,9 @@ def run(section: Section) -> None:
             )
     section.data = data
     section.add(
-        "One call of each route, as user `alice`, in-process against moto with the table from template.yaml. "
+        "One call of each route, as user `alice`, in-process against moto with the table from template.yaml; "
+        "routes on a session also as `bob`, a `collaborate` sharee (his requests only; the operations, items "
+        "and bytes are alice's). "
         "Items read is what DynamoDB read (a query's ScannedCount); bytes written are the write requests' "
         "bodies on the wire. moto reports no consumed capacity, so none is shown.",
         table(
@@ -196,6 +266,7 @@ def run(section: Section) -> None:
                 "request",
                 "status",
                 "DynamoDB requests",
+                "a sharee's requests",
                 "operations",
                 "items read",
                 "items written",

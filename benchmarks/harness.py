@@ -24,8 +24,9 @@ WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems",
 
 
 def function_environment() -> dict[str, str]:
-    """The functions' environment from the template plus fake credentials, as the tests use it."""
-    return {**support.function_environment(), **FAKE_AWS, "POWERTOOLS_DEV": "false"}
+    """The functions' environment from the template plus fake credentials, as the tests use it (chats answer
+    with the local provider: moto has no Bedrock)."""
+    return {**support.function_environment(), **FAKE_AWS, "POWERTOOLS_DEV": "false", "MODEL_PROVIDER": "local"}
 
 
 def configure_process() -> None:

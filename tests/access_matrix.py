@@ -49,7 +49,7 @@ OWNER, VIEW, EDIT, COLLABORATE, REVOKED, EXPIRED, STRANGER = ROLES = (
     "stranger",
 )
 # The contract ("Sharing and comments"): the least role that may do each action. Pinned here, not read
-# from logic/access.py, so a change of the policy has to change the contract's test too.
+# from logic/policy.py, so a change of the policy has to change the contract's test too.
 LEAST_ROLE: dict[Action, str] = {
     Action.READ: VIEW,
     Action.WRITE: EDIT,

@@ -14,7 +14,7 @@ class Settings(BaseModel):
 
     table_name: str
     bucket_name: str
-    # Only the functions that page lists hold the cursor-signing key (template.yaml); `paging.codec` needs it.
+    # Only the functions that page lists hold the cursor-signing key (template.yaml); `CursorCodec.from_settings` needs it.
     cursor_secret: SecretStr | None = Field(default=None, min_length=16)
     idle_timeout_minutes: int = Field(default=1440, ge=1)
     expired_retention_days: int = Field(default=7, ge=0)
