@@ -26,7 +26,7 @@ from local import moto_fast
 from local.template import REGION, Stack, create_aws_resources
 
 
-def aws_client(service: Literal["dynamodb", "s3"], endpoint: str) -> Any:
+def aws_client(service: Literal["dynamodb", "dynamodbstreams", "s3"], endpoint: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,

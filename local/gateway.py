@@ -23,9 +23,10 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from local import snapshot
-from local.aws import aws_client, default_state_file, start_local_aws, write_state
+from local import snapshot, streams
+from local.aws import LocalAws, aws_client, default_state_file, start_local_aws, write_state
 from local.devlog import FunctionLog
 from local.routing import (
     Request,
@@ -42,7 +43,7 @@ from local.routing import (
 )
 from local.runtime import FunctionPool, lambda_environment
 from local.schedule import Job, ScheduleError, Scheduler, parse_schedule, scheduled_event
-from local.template import HttpApiSpec, ScheduleSpec, TemplateError, functions, http_api, load_stack
+from local.template import HttpApiSpec, ScheduleSpec, Stack, TemplateError, functions, http_api, load_stack
 
 API_TIMEOUT_SECONDS = 30  # HTTP API gives up on an integration after 30 s
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
@@ -217,6 +218,35 @@ def _schedule_jobs(pools: Mapping[str, FunctionPool]) -> list[Job]:
     return jobs
 
 
+def _stream_pollers(stack: Stack, pools: Mapping[str, FunctionPool], aws: LocalAws) -> list[streams.StreamPoller]:
+    """Every `Type: DynamoDB` event of the template, as Lambda's event-source mapping would run it."""
+    dynamodb, dynamodb_streams = aws_client("dynamodb", aws.endpoint), aws_client("dynamodbstreams", aws.endpoint)
+    pollers = []
+    for logical_id, pool in pools.items():
+        for table_id, properties in streams.stream_events(stack.resources()[logical_id]):
+            table = stack.physical_name(table_id)
+            stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+            mapping = streams.source_mapping(stream_arn, properties)
+            pollers.append(streams.StreamPoller(dynamodb_streams, mapping, functools.partial(_run_streamed, pool)))
+            print(f"  {'DynamoDB stream of ' + table_id:<60} → {logical_id}")
+    return pollers
+
+
+def _run_streamed(pool: FunctionPool, event: dict[str, Any]) -> None:
+    started = time.perf_counter()
+    invocation = pool.invoke(event)
+    milliseconds = (time.perf_counter() - started) * 1000
+    log(
+        "STREAM",
+        f"{len(event['Records'])} record(s)",
+        "error" if invocation.failed else "ok",
+        f"{milliseconds:.0f}ms",
+        pool.spec.logical_id,
+    )
+    if invocation.failed:
+        raise RuntimeError(f"{pool.spec.logical_id} failed on a stream batch")  # the poller retries it
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local.gateway", description="Serve template.yaml locally.")
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
@@ -267,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         aws.stop()
         sys.exit(f"Cannot listen on {arguments.host}:{port} ({error.strerror}); set PORT to another port.")
     scheduler = Scheduler([] if arguments.no_schedules else _schedule_jobs(pools))
+    pollers = _stream_pollers(stack, pools, aws)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, which runs in this (the main) thread.
@@ -281,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
             for pool in pools.values():
                 threading.Thread(target=pool.warm, daemon=True).start()
         scheduler.start()
+        for poller in pollers:
+            poller.start()
         state = {"pid": os.getpid(), "gateway_url": base_url, "aws_endpoint": aws.endpoint}
         write_state(state_file, {**state, "resources": aws.resources})
         print(f"AWS (moto) on {aws.endpoint}: {', '.join(aws.resources.values()) or 'no resources'}")
@@ -288,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         server.serve_forever(poll_interval=0.1)
     finally:
         scheduler.stop()
+        for poller in pollers:
+            poller.stop()
         for pool in pools.values():
             pool.close()
         for function_log in logs.values():

@@ -4,6 +4,8 @@ moto rolls a failed transaction back by restoring a deep copy of every table it 
 it starts: on a table of thousands of items each transaction then costs hundreds of milliseconds, so
 the local stack slows down the longer it runs. Here only the items a transaction names are saved, and
 only those are put back when it fails. Safe because the local AWS serves one request at a time.
+
+It replaces moto internals, so `install()` refuses a moto it was not written and tested for.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import moto
 from moto.dynamodb import models
 from moto.dynamodb.models.table import Table
 
+# The moto versions this shortcut was written and tested for (requirements-dev.txt pins one of them).
+TESTED_MOTO_VERSIONS = ("5.2.5",)
+
 _original_transact = models.DynamoDBBackend.transact_write_items
+
+
+class UntestedMotoVersion(RuntimeError):
+    """The installed moto is not one this shortcut was written for: its internals may have changed."""
 
 
 class _CopyExceptTables:
@@ -61,7 +71,20 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise
 
 
+def _check_moto_version() -> None:
+    if moto.__version__ not in TESTED_MOTO_VERSIONS:
+        raise UntestedMotoVersion(
+            f"local/moto_fast.py patches moto internals and was written for moto {' or '.join(TESTED_MOTO_VERSIONS)}, "
+            f"but moto {moto.__version__} is installed. Either install the pinned moto "
+            "(pip install -r requirements-dev.txt), or check the shortcut against this moto's "
+            "DynamoDBBackend.transact_write_items, update it and tests/unit/test_moto_fast.py, and then add "
+            f"{moto.__version__} to TESTED_MOTO_VERSIONS in local/moto_fast.py."
+        )
+
+
 def install() -> None:
+    """Patch moto's DynamoDB backend; raises UntestedMotoVersion on a moto not in TESTED_MOTO_VERSIONS."""
+    _check_moto_version()
     models.copy = _CopyExceptTables()  # type: ignore[assignment]
     models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
 

@@ -2,12 +2,12 @@
 
 `load_stack()` gives a `Stack` (parameters, conditions, local physical names, intrinsic resolution);
 `create_aws_resources()` creates its tables and buckets in moto; `functions()` and `http_api()` describe
-what the local gateway has to serve.
+what the local gateway has to serve. Only the intrinsic functions and resource kinds template.yaml uses
+are supported: anything else is a TemplateError (an unknown short-form tag, a YAML error).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import os
@@ -23,18 +23,14 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STACK_NAME = "sessions-api-local"
 
-IMPLICIT_HTTP_API = "ServerlessHttpApi"  # what SAM names the HttpApi it creates for events without ApiId
 NO_AUTHORIZER = "NONE"
 
 _PSEUDO_PARAMETERS: dict[str, Any] = {
     "AWS::Region": REGION,
     "AWS::AccountId": ACCOUNT_ID,
     "AWS::StackName": STACK_NAME,
-    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{STACK_NAME}/"
-    "00000000-0000-0000-0000-000000000000",
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
-    "AWS::NotificationARNs": [],
 }
 
 
@@ -46,7 +42,7 @@ class TemplateError(Exception):
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
-    """SafeLoader plus the `!Ref`-style tags; dates stay strings, as CloudFormation reads them."""
+    """SafeLoader plus the short-form tags template.yaml uses; dates stay strings, as CloudFormation reads them."""
 
 
 _CloudFormationLoader.yaml_implicit_resolvers = {
@@ -54,10 +50,7 @@ _CloudFormationLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
-_SHORT_FORM_FUNCTIONS = (
-    "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or", "Select", "Join", "Split", "FindInMap",
-    "Base64", "ImportValue", "GetAZs", "Cidr", "Length", "ToJsonString",
-)  # fmt: skip
+_SHORT_FORM_FUNCTIONS = ("Sub", "GetAtt", "If", "Equals", "Not")
 
 
 def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -79,7 +72,6 @@ def _add_short_form(tag: str, key: str) -> None:
 
 
 _add_short_form("!Ref", "Ref")
-_add_short_form("!Condition", "Condition")
 for _name in _SHORT_FORM_FUNCTIONS:
     _add_short_form(f"!{_name}", f"Fn::{_name}")
 
@@ -108,7 +100,6 @@ _NAME_PROPERTY = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::S3::Bucket": "BucketName",
     "AWS::Serverless::Function": "FunctionName",
-    "AWS::Lambda::Function": "FunctionName",
     "AWS::Serverless::LayerVersion": "LayerName",
     "AWS::SQS::Queue": "QueueName",
     "AWS::SNS::Topic": "TopicName",
@@ -117,16 +108,11 @@ _ARN_FORMAT = {
     "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
     "AWS::S3::Bucket": "arn:aws:s3:::{name}",
     "AWS::Serverless::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
-    "AWS::Lambda::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
     "AWS::Serverless::LayerVersion": "arn:aws:lambda:{region}:{account}:layer:{name}:1",
-    "AWS::Lambda::LayerVersion": "arn:aws:lambda:{region}:{account}:layer:{name}:1",
-    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
     "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
     "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
-    "AWS::Events::Rule": "arn:aws:events:{region}:{account}:rule/{name}",
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}:*",
 }
-_API_TYPES = ("AWS::Serverless::HttpApi", "AWS::Serverless::Api", "AWS::ApiGatewayV2::Api")
 
 
 def _to_str(value: Any) -> str:
@@ -194,14 +180,9 @@ class Stack:
 
     def resource_type(self, logical_id: str) -> str:
         resource = (self.template.get("Resources") or {}).get(logical_id)
-        if resource is not None:
-            return str(resource["Type"])
-        # Resources SAM generates itself and templates may still reference.
-        if logical_id == IMPLICIT_HTTP_API:
-            return "AWS::Serverless::HttpApi"
-        if logical_id.endswith("Role") and logical_id[: -len("Role")] in self.resources("AWS::Serverless::Function"):
-            return "AWS::IAM::Role"
-        raise TemplateError(f"unknown logical id {logical_id!r}")
+        if resource is None:
+            raise TemplateError(f"unknown logical id {logical_id!r}")
+        return str(resource["Type"])
 
     def properties(self, logical_id: str) -> dict[str, Any]:
         """The resource's Properties, unresolved."""
@@ -246,12 +227,6 @@ class Stack:
                 return _to_str(left) == _to_str(right)
             case "Fn::Not":
                 return not self._evaluate(argument[0])
-            case "Fn::And":
-                return all(self._evaluate(item) for item in argument)
-            case "Fn::Or":
-                return any(self._evaluate(item) for item in argument)
-            case "Condition":
-                return self.condition(argument)
         raise TemplateError(f"unsupported condition function {function}")
 
     # Intrinsic functions -----------------------------------------------------------------------------
@@ -279,35 +254,15 @@ class Stack:
         match function:
             case "Ref":
                 return self._ref(argument)
-            case "Fn::Sub":
+            case "Fn::Sub" if isinstance(argument, str):
                 return self._sub(argument)
-            case "Fn::GetAtt":
-                logical_id, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
-                return self.get_att(logical_id, self._resolve(attribute))
+            case "Fn::GetAtt" if isinstance(argument, list):
+                logical_id, attribute = argument
+                return self.get_att(logical_id, attribute)
             case "Fn::If":
                 name, if_true, if_false = argument
                 return self._resolve(if_true if self.condition(name) else if_false)
-            case "Fn::Join":
-                delimiter, items = self._resolve(argument)
-                return delimiter.join(_to_str(item) for item in items)
-            case "Fn::Select":
-                index, items = self._resolve(argument)
-                return items[int(index)]
-            case "Fn::Split":
-                delimiter, text = self._resolve(argument)
-                return text.split(delimiter)
-            case "Fn::FindInMap":
-                map_name, top_key, second_key = self._resolve(argument)[:3]
-                return self.template["Mappings"][map_name][_to_str(top_key)][_to_str(second_key)]
-            case "Fn::Base64":
-                return base64.b64encode(_to_str(self._resolve(argument)).encode()).decode()
-            case "Fn::ImportValue":
-                return f"local-import:{self._resolve(argument)}"
-            case "Fn::GetAZs":
-                return [f"{REGION}{zone}" for zone in "abc"]
-            case "Fn::Equals" | "Fn::Not" | "Fn::And" | "Fn::Or":
-                return self._evaluate({function: argument})
-        raise TemplateError(f"{function} is not supported locally")
+        raise TemplateError(f"{function} {argument!r} is not supported locally")
 
     def _ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
@@ -317,51 +272,31 @@ class Stack:
         if name in self.parameters:
             return self.parameters[name]
         resource_type = self.resource_type(name)
-        if resource_type in _API_TYPES:
+        if resource_type == "AWS::Serverless::HttpApi":
             return _fake_api_id(name)
-        if resource_type in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion", "AWS::SNS::Topic"):
+        if resource_type in ("AWS::Serverless::LayerVersion", "AWS::SNS::Topic"):
             return self.arn(name)
         if resource_type == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.physical_name(name)}"
         return self.physical_name(name)
 
-    def get_att(self, logical_id: str, attribute: str) -> Any:
+    def get_att(self, logical_id: str, attribute: str) -> str:
         """A plausible value for `!GetAtt logical_id.attribute`."""
-        resource_type = self.resource_type(logical_id)
-        name = self.physical_name(logical_id)
         match attribute:
             case "Arn":
                 return self.arn(logical_id)
-            case "StreamArn" | "LatestStreamArn":
+            case "StreamArn":
                 return f"{self.arn(logical_id)}/stream/1970-01-01T00:00:00.000"
-            case "DomainName":
-                return f"{name}.s3.amazonaws.com"
-            case "RegionalDomainName":
-                return f"{name}.s3.{REGION}.amazonaws.com"
-            case "QueueUrl":
-                return self._ref(logical_id)
-            case "ApiId" | "RestApiId":
-                return _fake_api_id(logical_id)
-            case "ApiEndpoint":
-                return f"https://{_fake_api_id(logical_id)}.execute-api.{REGION}.amazonaws.com"
-        if attribute.endswith("Name"):
-            return name
-        if attribute.endswith("Arn"):
-            return f"{self.arn(logical_id)}/{attribute}"
-        return f"local-{resource_type.split('::')[-1].lower()}-{name}-{attribute}"
+            case "QueueName":
+                return self.physical_name(logical_id)
+        raise TemplateError(f"!GetAtt {logical_id}.{attribute} is not supported locally")
 
-    def _sub(self, argument: Any) -> str:
-        text, variables = (argument[0], self._resolve(argument[1])) if isinstance(argument, list) else (argument, {})
-
+    def _sub(self, text: str) -> str:
         def substitute(match: re.Match[str]) -> str:
             name = match[1].strip()
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return _to_str(variables[name])
             if "." in name and not name.startswith("AWS::"):
                 logical_id, attribute = name.split(".", 1)
-                return _to_str(self.get_att(logical_id, attribute))
+                return self.get_att(logical_id, attribute)
             return _to_str(self._ref(name))
 
         return _replace_dynamic_references(_SUB_VARIABLE.sub(substitute, text))
@@ -552,7 +487,7 @@ def _is_intrinsic(value: Any) -> bool:
     if not (isinstance(value, dict) and len(value) == 1):
         return False
     key = next(iter(value))
-    return key in ("Ref", "Condition") or key.startswith("Fn::")
+    return key == "Ref" or key.startswith("Fn::")
 
 
 def _merge_globals(global_properties: Any, properties: Any) -> Any:
@@ -609,18 +544,11 @@ def _http_api_spec(stack: Stack, logical_id: str, properties: dict[str, Any]) ->
 
 
 def http_apis(stack: Stack) -> dict[str, HttpApiSpec]:
-    """The stack's HTTP APIs by logical id, including the one SAM creates for events without `ApiId`."""
-    apis = {
+    """The stack's HTTP APIs by logical id."""
+    return {
         logical_id: _http_api_spec(stack, logical_id, resource.get("Properties") or {})
         for logical_id, resource in stack.resources("AWS::Serverless::HttpApi").items()
     }
-    if any(
-        _event_api(event) == IMPLICIT_HTTP_API
-        for properties in _function_properties(stack).values()
-        for event in _http_events(properties)
-    ):
-        apis[IMPLICIT_HTTP_API] = _http_api_spec(stack, IMPLICIT_HTTP_API, {})
-    return apis
 
 
 def http_api(stack: Stack) -> HttpApiSpec:
@@ -633,11 +561,10 @@ def http_api(stack: Stack) -> HttpApiSpec:
 
 def _event_api(event_properties: dict[str, Any]) -> str:
     api = event_properties.get("ApiId")
-    if api is None:
-        return IMPLICIT_HTTP_API
     if isinstance(api, dict) and "Ref" in api:
         return str(api["Ref"])
-    raise TemplateError(f"ApiId must be a !Ref to an HttpApi, not {api!r}")
+    # Without ApiId SAM would create an implicit API, which template.yaml never asks for.
+    raise TemplateError(f"an HttpApi event's ApiId must be a !Ref to an HttpApi, not {api!r}")
 
 
 def _function_properties(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -677,17 +604,15 @@ def _routes(stack: Stack, properties: dict[str, Any], apis: dict[str, HttpApiSpe
 def _schedules(stack: Stack, logical_id: str, events: dict[str, Any]) -> tuple[ScheduleSpec, ...]:
     schedules = []
     for event_name, event in events.items():
-        if event.get("Type") not in ("Schedule", "ScheduleV2"):
+        if event.get("Type") != "Schedule":
             continue
         properties = stack.resolve(event.get("Properties") or {})
-        expression = properties.get("Schedule") or properties.get("ScheduleExpression")
-        enabled = _as_bool(properties.get("Enabled", True)) and _to_str(properties.get("State", "ENABLED")) == "ENABLED"
         rule_name = f"{STACK_NAME}-{logical_id}{event_name}"
         schedules.append(
             ScheduleSpec(
                 name=event_name,
-                expression=_to_str(expression),
-                enabled=enabled,
+                expression=_to_str(properties["Schedule"]),
+                enabled=_as_bool(properties.get("Enabled", True)),
                 input=properties.get("Input"),
                 rule_arn=f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule_name}",
             )

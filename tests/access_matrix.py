@@ -183,6 +183,11 @@ def _slide_id(world: World) -> str:
     return "intro"
 
 
+def _request_id(world: World) -> str:
+    run = world.ok(OWNER, "POST", world.path(f"{SESSION}/chat"), body={"message": f"seed-{world.tag}"})
+    return str(run["request_id"])
+
+
 def _export_id(world: World) -> str:
     export = world.ok(OWNER, "POST", world.path(f"{SESSION}/export"), body={"format": "markdown"})
     return str(export["export_id"])
@@ -194,6 +199,7 @@ SEEDS: dict[str, Callable[[World], str]] = {
     "message_id": _first_message_id,
     "slide_id": _slide_id,
     "export_id": _export_id,
+    "request_id": _request_id,
 }
 
 
@@ -289,6 +295,29 @@ ROUTES: list[Row] = [
     Row("POST", f"{SESSION}/chat", Action.WRITE, body=lambda w: {"message": "hello"}),
     Row("POST", f"{API}/chat", Action.WRITE, body=lambda w: {"message": "hello", "session_id": w.session_id}),
     Row("POST", f"{API}/chat", None, variant="new session", body=lambda w: {"message": "hi"}, expect=every(200)),
+    Row("POST", f"{SESSION}/chat/async", Action.WRITE, ok=202, body=lambda w: {"message": "later"}),
+    Row("POST", f"{API}/chat/async", Action.WRITE, ok=202, body=lambda w: {"message": "x", "session_id": w.session_id}),
+    Row("POST", f"{API}/chat/async", None, variant="new session", body=lambda w: {"message": "x"}, expect=every(202)),
+    Row("POST", f"{SESSION}/chat/stream", Action.WRITE, body=lambda w: {"message": "streamed"}),
+    Row("POST", f"{API}/chat/stream", Action.WRITE, body=lambda w: {"message": "x", "session_id": w.session_id}),
+    Row("POST", f"{API}/chat/stream", None, variant="new session", body=lambda w: {"message": "x"}, expect=every(200)),
+    # A run is the session's: viewers poll it, editors cancel it (the seeded run has finished: 409), strangers
+    # and lapsed sharees do not learn it exists.
+    Row(
+        "GET",
+        f"{API}/chat/poll/{{request_id}}",
+        None,
+        expect=every(404, **{OWNER: 200, VIEW: 200, EDIT: 200, COLLABORATE: 200}),
+        allowed=frozenset({OWNER, VIEW, EDIT, COLLABORATE}),
+    ),
+    Row(
+        "POST",
+        f"{API}/chat/runs/{{request_id}}/cancel",
+        None,
+        expect=every(404, **{OWNER: 409, VIEW: 403, EDIT: 409, COLLABORATE: 409}),
+        allowed=frozenset({OWNER, VIEW, EDIT, COLLABORATE}),
+    ),
+    Row("GET", f"{SESSION}/runs", Action.READ),
     # -- slides ----------------------------------------------------------------------------------------
     Row("GET", f"{SESSION}/slides", Action.READ),
     Row(

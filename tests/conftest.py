@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,10 +25,34 @@ os.environ.update(
         # Tests never reach a real model: chats answer with the local echo (the e2e gateway is started
         # with ModelProvider=local, like `make dev`); the Bedrock provider is tested with botocore's Stubber.
         "MODEL_PROVIDER": "local",
+        # Streamed replies come in chunks 5 ms apart: slow enough that a cancel lands mid-reply, fast for a suite.
+        "LOCAL_STREAM_DELAY_MS": "5",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def moto_as_the_local_stack_runs_it() -> Iterator[None]:
+    """In-process moto as the local stack's server runs it (local/aws.py): one request at a time, and a failed
+    transaction restoring only its own items (local/moto_fast.py). The chat worker runs on threads of its own;
+    moto's backends do not lock, and its own rollback would also rewind the table's stream."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    from local import moto_fast
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def serialized(self: Any, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    BotocoreStubber.process_request = serialized  # type: ignore[method-assign]
+    with moto_fast.installed():
+        yield
+    BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -38,8 +63,12 @@ def aws() -> Iterator[None]:
     with mock_aws():
         clients.reset()
         template.create_aws_resources(support.stack(), boto3.client("dynamodb"), boto3.client("s3"))
-        yield
-        clients.reset()
+        worker = support.start_chat_worker()
+        try:
+            yield
+        finally:
+            worker.stop()
+            clients.reset()
 
 
 @pytest.fixture
@@ -54,13 +83,16 @@ def table(aws: None) -> Any:
 
 @pytest.fixture
 def ddb_calls(aws: None) -> Iterator[list[str]]:
-    """The DynamoDB operations made, in order (one entry per API call, retries not counted twice)."""
+    """The DynamoDB operations the test's own thread made, in order (one entry per API call, retries not counted
+    twice): the chat worker's, on the stream poller's threads, are counted by the tests that measure it."""
     from sessions_api.dal import clients
 
     calls: list[str] = []
+    mine = threading.current_thread()
 
     def record(model: Any, **_: Any) -> None:
-        calls.append(model.name)
+        if threading.current_thread() is mine:
+            calls.append(model.name)
 
     for client in (clients.dynamodb(), clients.dynamodb_wire()):
         client.meta.events.register("before-call.dynamodb", record)

@@ -172,9 +172,13 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/test-function"
     log_stream_name: str = "test"
     function_version: str = "$LATEST"
+    timeout_seconds: float | None = None  # None: always 10 s left
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        if self.timeout_seconds is None:
+            return 10_000
+        return int((self.started + self.timeout_seconds - time.monotonic()) * 1000)
 
 
 @dataclass
@@ -220,3 +224,25 @@ class Api:
         result = self("POST", "/api/v1/sessions", body=body, user=user)
         assert result.status == 201, result.body
         return result.body
+
+
+def start_chat_worker() -> Any:
+    """The chat worker fed by the table's stream, as its event-source mapping in template.yaml says, on a
+    thread of its own (inside the test's moto account)."""
+    import boto3
+
+    from local import streams
+
+    resource = stack().template["Resources"]["ChatWorkerFunction"]
+    ((table_id, properties),) = streams.stream_events(resource)
+    table_name = stack().physical_name(table_id)
+    stream_arn = boto3.client("dynamodb").describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+    worker = load_function("ChatWorkerFunction")
+    timeout = float(stack().resolve(resource["Properties"]["Timeout"]))
+
+    def invoke(event: dict[str, Any]) -> None:
+        # The unwrapped handler: Powertools' logger and metrics singletons are the test thread's.
+        worker.handler(event, LambdaContext(function_name="ChatWorkerFunction", timeout_seconds=timeout))
+
+    mapping = streams.source_mapping(stream_arn, properties)
+    return streams.StreamPoller(boto3.client("dynamodbstreams"), mapping, invoke).start()

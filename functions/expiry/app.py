@@ -36,6 +36,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="SessionsPurged", unit=MetricUnit.Count, value=report.purged)
     metrics.add_metric(name="ItemsPurged", unit=MetricUnit.Count, value=report.items_deleted)
     metrics.add_metric(name="ObjectsPurged", unit=MetricUnit.Count, value=report.objects_deleted)
+    metrics.add_metric(name="ChatRunsRecovered", unit=MetricUnit.Count, value=report.runs_recovered)
     metrics.add_metric(name="ExpiryErrors", unit=MetricUnit.Count, value=report.errors)
     metrics.add_metric(name="ExpiryBacklog", unit=MetricUnit.Count, value=report.backlog)
     metrics.add_metric(name="OldestDueAgeSeconds", unit=MetricUnit.Seconds, value=report.oldest_due_age_seconds)

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import time
 from functools import cache
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from sessions_api import http
+from sessions_api import errors, http
 from sessions_api.dal import idempotency
 from sessions_api.logic import idempotent
 from sessions_api.logic.chat import Chat
 from sessions_api.logic.messages import Messages
 from sessions_api.logic.policy import Action
+from sessions_api.logic.turns import RunRequest
 from sessions_api.models.messages import (
     AppendIn,
     AppendOut,
-    ChatIn,
     ChatOut,
+    ChatRunIn,
     MessageBatchIn,
     MessageOut,
     MessagePage,
-    NewChatIn,
+    NewChatRunIn,
+    RunAccepted,
+    RunCancelled,
+    RunEvent,
+    RunPage,
+    RunPoll,
 )
 from sessions_api.observability import instrument
-from sessions_api.providers import provider_for
 from sessions_api.settings import get_settings
 
 app = http.create_app()
@@ -41,7 +48,7 @@ def messages() -> Messages:
 
 @cache
 def chat_service() -> Chat:
-    return Chat(get_settings(), provider_for(get_settings()))
+    return Chat(get_settings())
 
 
 @app.post(
@@ -108,33 +115,198 @@ def delete_message(session_id: SessionIdPath, message_id: MessageIdPath):
     return Response(status_code=204)
 
 
-def _chat(session_id: str | None, body: ChatIn):
+# -- chat runs -----------------------------------------------------------------------------------------
+def _start(session_id: str | None, body: ChatRunIn, idempotency_key: str | None) -> dict[str, Any]:
+    """Accept the run once per `Idempotency-Key` (the same key on any chat route answers the same run)."""
     caller = http.caller(app)
-    request_id = (app.current_event.raw_event.get("requestContext") or {}).get("requestId")
-    result = chat_service().chat(caller, session_id, body, request_id=request_id)
-    return http.json_response(200, result)
+    request = RunRequest(body.message, body.metadata, body.agent_name, body.if_busy)
+    return idempotent.once(
+        caller,
+        Action.WRITE,
+        session_id=session_id,
+        operation="chat",
+        key=idempotency_key,
+        body={"session_id": session_id, **body.model_dump(mode="json", exclude={"session_id"})},
+        produce=lambda: chat_service().start(caller, session_id, request),
+    )
+
+
+def _poll_url(request_id: str) -> str:
+    return f"/api/v1/chat/poll/{request_id}"
+
+
+def _accepted(accepted: dict[str, Any]):
+    body = {**{name: accepted[name] for name in ("request_id", "session_id")}, "status": "queued"}
+    body["poll_url"] = _poll_url(accepted["request_id"])
+    return http.json_response(202, body, {"Location": body["poll_url"]})
+
+
+def _chat(session_id: str | None, body: ChatRunIn, idempotency_key: str | None):
+    """A run awaited: its answer when it ends in time, else 202 with where to poll it."""
+    started = time.perf_counter()
+    accepted = _start(session_id, body, idempotency_key)
+    run = chat_service().wait(http.caller(app), accepted, seconds=get_settings().sync_chat_wait_seconds)
+    if run["status"] in ("queued", "running"):
+        return _accepted(accepted)
+    ids = {"session_id": run["session_id"], "request_id": run["request_id"]}
+    ids |= {"user_message_id": run["user_message_id"], "message_id": run["message_id"]}
+    error = run.get("error") or {}
+    if run["status"] == "error" and error.get("code") == "insufficient_balance":
+        raise errors.InsufficientBalance(error["detail"], extra=ids)
+    if run["status"] == "error":
+        problem: errors.ApiError = (
+            errors.ServiceUnavailable(
+                f"The model is unavailable ({error.get('code')}); your message is stored, retry the chat", retry_after=5
+            )
+            if error.get("retryable")
+            else errors.ModelFailed(f"The model could not answer ({error.get('code')}); your message is stored")
+        )
+        problem.extra = ids
+        raise problem
+    result = run["result"] or {}
+    out = {
+        "response": result.get("content", ""),
+        **ids,
+        "model_id": run.get("model_id") or "",
+        "execution_time": round(time.perf_counter() - started, 3),
+        "usage": result.get("usage"),
+        "stopped": run["status"] == "cancelled",
+    }
+    return http.json_response(200, out)
+
+
+CHAT_PROBLEMS = http.problems(402, 403, 404, 409, 502)
 
 
 @app.post(
     "/api/v1/chat",
     responses={
         200: {"description": "The model's answer", "content": {"application/json": {"model": ChatOut}}},
-        **http.problems(402, 403, 404, 409, 502),
+        202: {"description": "Still running: poll it", "content": {"application/json": {"model": RunAccepted}}},
+        **CHAT_PROBLEMS,
     },
 )
-def chat(body: Annotated[NewChatIn, Body()]):
-    return _chat(body.session_id, ChatIn(message=body.message, metadata=body.metadata))
+def chat(body: Annotated[NewChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None):
+    return _chat(body.session_id, body, idempotency_key)
 
 
 @app.post(
     f"{BASE}/<session_id>/chat",
     responses={
         200: {"description": "The model's answer", "content": {"application/json": {"model": ChatOut}}},
-        **http.problems(402, 409, 502),
+        202: {"description": "Still running: poll it", "content": {"application/json": {"model": RunAccepted}}},
+        **CHAT_PROBLEMS,
     },
 )
-def session_chat(session_id: SessionIdPath, body: Annotated[ChatIn, Body()]):
-    return _chat(session_id, body)
+def session_chat(
+    session_id: SessionIdPath, body: Annotated[ChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None
+):
+    return _chat(session_id, body, idempotency_key)
+
+
+ASYNC_RESPONSES = {
+    202: {"description": "Accepted: poll it", "content": {"application/json": {"model": RunAccepted}}},
+    **CHAT_PROBLEMS,
+}
+
+
+@app.post("/api/v1/chat/async", responses=ASYNC_RESPONSES)
+def chat_async(body: Annotated[NewChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None):
+    return _accepted(_start(body.session_id, body, idempotency_key))
+
+
+@app.post(f"{BASE}/<session_id>/chat/async", responses=ASYNC_RESPONSES)
+def session_chat_async(
+    session_id: SessionIdPath, body: Annotated[ChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None
+):
+    return _accepted(_start(session_id, body, idempotency_key))
+
+
+def _stream(session_id: str | None, body: ChatRunIn, idempotency_key: str | None) -> Response:
+    accepted = _start(session_id, body, idempotency_key)
+    remaining = app.lambda_context.get_remaining_time_in_millis() if app.lambda_context else 25_000
+    events, _ = chat_service().events_until_done(accepted, remaining_ms=remaining)
+    text = "".join(f"id: {event['id']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
+    headers = {"Cache-Control": "no-cache", "X-Request-Id": accepted["request_id"]}
+    return Response(status_code=200, content_type="text/event-stream", body=text, headers=headers)
+
+
+# One server-sent event: its `id` and its `data`, a RunEvent as JSON.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["id", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": RunEvent.model_json_schema(),
+        },
+    },
+}
+STREAM_RESPONSES = {
+    200: {
+        "description": "The run's events as server-sent events, ending with `complete` or `error` (API Gateway's HTTP "
+        "API delivers the body when the run ends; a run longer than the function's time ends the stream early: poll "
+        "the rest with the `X-Request-Id` header's run)",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+    **CHAT_PROBLEMS,
+}
+
+
+@app.post("/api/v1/chat/stream", responses=STREAM_RESPONSES)
+def chat_stream(body: Annotated[NewChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None):
+    return _stream(body.session_id, body, idempotency_key)
+
+
+@app.post(f"{BASE}/<session_id>/chat/stream", responses=STREAM_RESPONSES)
+def session_chat_stream(
+    session_id: SessionIdPath, body: Annotated[ChatRunIn, Body()], idempotency_key: http.IdempotencyKey = None
+):
+    return _stream(session_id, body, idempotency_key)
+
+
+RequestIdPath = Annotated[str, Path(max_length=120, description="The run's `request_id`")]
+
+
+@app.get(
+    "/api/v1/chat/poll/<request_id>",
+    responses={200: {"description": "The run and its new events", "content": {"application/json": {"model": RunPoll}}}},
+)
+def poll(
+    request_id: RequestIdPath,
+    after_message_id: Annotated[int, Query(ge=0, le=10_000_000, description="The last event id you have")] = 0,
+    wait: Annotated[float, Query(ge=0, le=20, description="Seconds to wait for a new event (long poll)")] = 0,
+):
+    remaining = app.lambda_context.get_remaining_time_in_millis() if app.lambda_context else 25_000
+    view = chat_service().poll(http.caller(app), request_id, after=after_message_id, wait=wait, remaining_ms=remaining)
+    public = {
+        name: view[name]
+        for name in ("request_id", "session_id", "status", "events", "last_message_id", "result", "error")
+    }
+    return http.json_response(200, public)
+
+
+@app.post(
+    "/api/v1/chat/runs/<request_id>/cancel",
+    responses={
+        200: {"description": "Cancelled", "content": {"application/json": {"model": RunCancelled}}},
+        **http.problems(409),
+    },
+)
+def cancel_run(request_id: RequestIdPath):
+    return http.json_response(200, chat_service().cancel(http.caller(app), request_id))
+
+
+@app.get(
+    f"{BASE}/<session_id>/runs",
+    responses={
+        200: {"description": "The session's runs, newest first", "content": {"application/json": {"model": RunPage}}}
+    },
+)
+def list_runs(session_id: SessionIdPath, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: http.Cursor = None):
+    return http.json_response(200, chat_service().runs(http.caller(app), session_id, limit=limit, cursor=cursor))
 
 
 @instrument

@@ -67,10 +67,12 @@ def world() -> Iterator[tuple[matrix.World, Baseline]]:
         clients.reset()
         template.create_aws_resources(support.stack(), boto3.client("dynamodb"), boto3.client("s3"))
         table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+        worker = support.start_chat_worker()
         built = matrix.build_world(client_for(support.Api()), table, whole_table=True)
         for name in {part[1:-1] for row in matrix.ROUTES for part in row.path.split("/") if part.startswith("{")}:
             built.param(name)  # seeds write to the world, so they belong to the baseline
         yield built, Baseline(table)
+        worker.stop()
         clients.reset()
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.exceptions import ClientError
+from botocore.stub import ANY
 
 from tests.conftest import all_items
 from tests.support import Api, load_function
@@ -41,19 +42,61 @@ def converse_response(text: str, input_tokens: int = 120, output_tokens: int = 4
     }
 
 
+class FakeBedrock:
+    """Bedrock Runtime's ConverseStream, answering from a queue the test fills like botocore's Stubber (which
+    cannot build an event stream): each Converse-shaped response is streamed in two deltas."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[dict[str, Any] | ClientError, dict[str, Any] | None]] = []
+
+    def add_response(self, operation: str, response: dict[str, Any], expected: dict[str, Any] | None = None) -> None:
+        assert operation == "converse"
+        self.queue.append((response, expected))
+
+    def add_client_error(
+        self, operation: str, *, service_error_code: str, service_message: str, http_status_code: int
+    ) -> None:
+        error = {"Error": {"Code": service_error_code, "Message": service_message}}
+        self.queue.append(
+            (ClientError({**error, "ResponseMetadata": {"HTTPStatusCode": http_status_code}}, "ConverseStream"), None)
+        )
+
+    def converse_stream(self, **params: Any) -> dict[str, Any]:
+        response, expected = self.queue.pop(0)
+        if expected is not None:
+            assert expected == params, params
+        if isinstance(response, ClientError):
+            raise response
+        text = "".join(block["text"] for block in response["output"]["message"]["content"])
+        half = len(text) // 2
+        events = [{"messageStart": {"role": "assistant"}}]
+        events += [
+            {"contentBlockDelta": {"delta": {"text": part}, "contentBlockIndex": 0}}
+            for part in (text[:half], text[half:])
+            if part
+        ]
+        events += [
+            {"contentBlockStop": {"contentBlockIndex": 0}},
+            {"messageStop": {"stopReason": response["stopReason"]}},
+        ]
+        events.append({"metadata": {"usage": response["usage"], "metrics": response["metrics"]}})
+        return {"stream": iter(events)}
+
+    def assert_no_pending_responses(self) -> None:
+        assert not self.queue, f"{len(self.queue)} responses remaining in queue"
+
+
 @pytest.fixture
-def bedrock(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    """The messages function chatting through the Bedrock provider, its client answering from a Stubber."""
+def bedrock(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
+    """The chat worker answering through the Bedrock provider, its client a FakeBedrock."""
     from sessions_api.dal import clients
     from sessions_api.dal.bedrock import BedrockConverseProvider
-    from sessions_api.logic.chat import Chat
-    from sessions_api.settings import get_settings
 
-    function = load_function("MessagesFunction")
-    monkeypatch.setattr(function, "chat_service", lambda: Chat(get_settings(), BedrockConverseProvider()))
-    with Stubber(clients.bedrock_runtime()) as stubber:
-        yield stubber
-        stubber.assert_no_pending_responses()
+    fake = FakeBedrock()
+    monkeypatch.setattr(load_function("ChatWorkerFunction"), "provider", BedrockConverseProvider)
+    monkeypatch.setattr(clients, "bedrock_runtime", lambda: fake)
+    yield fake
+    fake.assert_no_pending_responses()
 
 
 # -- the local echo model ---------------------------------------------------------------------------
@@ -141,13 +184,13 @@ def test_a_large_message_is_chatted_through_s3(api: Api, table: Any) -> None:
 
 
 def test_a_chat_while_another_runs_is_busy_until_its_lease_ends(api: Api, table: Any) -> None:
-    # Given a session whose chat lock is held (a chat is running, or crashed holding it)
+    # Given a session whose turn a run holds (running, or crashed holding it)
     sid = api.create_session()["session_id"]
     key = {"PK": f"SESSION#{sid}", "SK": "#SESSION"}
     table.update_item(
         Key=key,
-        UpdateExpression="SET chat_lock_until = :t, chat_lock_id = :i",
-        ExpressionAttributeValues={":t": int(time.time()) + 60, ":i": "other"},
+        UpdateExpression="SET active_run = :r, active_run_until = :t",
+        ExpressionAttributeValues={":t": int(time.time()) + 60, ":r": "other"},
     )
     before = all_items(table)
     # When another chat arrives, then it is 409 session_busy and stores nothing
@@ -155,12 +198,12 @@ def test_a_chat_while_another_runs_is_busy_until_its_lease_ends(api: Api, table:
     assert busy.status == 409 and busy.problem["code"] == "session_busy"
     assert busy.headers["Retry-After"]
     assert all_items(table) == before
-    # When the lease has run out (the first invocation crashed), the next chat goes through and frees it
+    # When the lease has run out (its worker crashed), the next chat takes the turn and gives it back
     table.update_item(
-        Key=key, UpdateExpression="SET chat_lock_until = :t", ExpressionAttributeValues={":t": int(time.time()) - 1}
+        Key=key, UpdateExpression="SET active_run_until = :t", ExpressionAttributeValues={":t": int(time.time()) - 1}
     )
     assert chat(api, sid, "hello?").status == 200
-    assert "chat_lock_until" not in table.get_item(Key=key)["Item"]
+    assert "active_run" not in table.get_item(Key=key)["Item"]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +256,7 @@ def test_a_chat_past_the_token_budget_is_402_and_stores_nothing(api: Api, table:
     assert api("GET", f"{BASE}/{sid}").body["token_usage"]["total_tokens"] == used
 
 
-def test_the_cost_budget_caps_the_answer_and_then_refuses(api: Api, bedrock: Stubber, table: Any) -> None:
+def test_the_cost_budget_caps_the_answer_and_then_refuses(api: Api, bedrock: FakeBedrock, table: Any) -> None:
     # Given a session on Nova Lite ($0.06 / $0.24 per million tokens) with a tiny cost budget
     sid = api.create_session(model_id=NOVA_LITE, budget={"max_cost_usd": 0.0001})["session_id"]
     # When the user chats, the model may answer only what the budget can still pay for
@@ -242,7 +285,7 @@ def test_the_cost_budget_caps_the_answer_and_then_refuses(api: Api, bedrock: Stu
 # -- Bedrock --------------------------------------------------------------------------------------
 
 
-def test_bedrock_gets_the_agents_prompt_and_alternating_turns(api: Api, bedrock: Stubber, table: Any) -> None:
+def test_bedrock_gets_the_agents_prompt_and_alternating_turns(api: Api, bedrock: FakeBedrock, table: Any) -> None:
     # Given a conversation with a system note, an error reply and two user messages in a row
     sid = api.create_session()["session_id"]
     api(
@@ -291,7 +334,7 @@ def test_bedrock_gets_the_agents_prompt_and_alternating_turns(api: Api, bedrock:
     assert session["token_usage"]["input_tokens"] == 120 and session["token_usage"]["output_tokens"] == 40
 
 
-def test_the_sessions_model_and_agent_are_used(api: Api, bedrock: Stubber) -> None:
+def test_the_sessions_model_and_agent_are_used(api: Api, bedrock: FakeBedrock) -> None:
     haiku = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
     sid = api.create_session(model_id=haiku, agent_name="analysis")["session_id"]
     bedrock.add_response(
@@ -321,7 +364,7 @@ def test_the_sessions_model_and_agent_are_used(api: Api, bedrock: Stubber) -> No
     ],
 )
 def test_a_failing_model_keeps_the_users_message_and_stores_an_error_reply(
-    api: Api, bedrock: Stubber, error: str, http_status: int, status: int, code: str
+    api: Api, bedrock: FakeBedrock, error: str, http_status: int, status: int, code: str
 ) -> None:
     sid = api.create_session()["session_id"]
     bedrock.add_client_error(
@@ -359,7 +402,7 @@ def test_a_failing_model_keeps_the_users_message_and_stores_an_error_reply(
     assert chat(api, sid, "Are you there?").status == 200
 
 
-def test_an_empty_model_answer_is_a_model_error(api: Api, bedrock: Stubber) -> None:
+def test_an_empty_model_answer_is_a_model_error(api: Api, bedrock: FakeBedrock) -> None:
     sid = api.create_session()["session_id"]
     response = converse_response("")
     response["stopReason"] = "content_filtered"

@@ -215,19 +215,16 @@ def test_bedrock_failing_stores_the_turn_and_an_error_reply(
     api: Api, table: Any, faults: Faults, monkeypatch: pytest.MonkeyPatch, code: str, status: int, answer: int
 ) -> None:
     from sessions_api.dal.bedrock import BedrockConverseProvider
-    from sessions_api.logic.chat import Chat
-    from sessions_api.settings import get_settings
     from tests.support import load_function
 
-    # Given a session, and Bedrock (the deployed provider) failing every Converse call
-    messages = load_function("MessagesFunction")
-    monkeypatch.setattr(messages, "chat_service", lambda: Chat(get_settings(), BedrockConverseProvider()))
-    faults.fail("Converse", lambda: bedrock_error(code, status))
+    # Given a session, and Bedrock (the deployed provider) failing every ConverseStream call of the worker
+    monkeypatch.setattr(load_function("ChatWorkerFunction"), "provider", BedrockConverseProvider)
+    faults.fail("ConverseStream", lambda: bedrock_error(code, status))
     session = api.create_session(prompt="hello")
     # When the user chats
     result = api("POST", f"{BASE}/{session['session_id']}/chat", body={"message": "are you there?"})
     # Then the client learns whether to retry, and the user's message and an is_error reply are stored
-    assert faults.attempts["Converse"] >= 1
+    assert faults.attempts["ConverseStream"] >= 1
     assert result.status == answer, result.body
     assert result.problem["code"] == ("service_unavailable" if answer == 503 else "model_error")
     stored = [item for item in all_items(table) if item["SK"].startswith("MSG#")]

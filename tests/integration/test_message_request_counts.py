@@ -64,15 +64,23 @@ def test_deletes(api: Api, session_id: str, ddb_calls: list[str]) -> None:
 
 
 def test_chats(api: Api, session_id: str, ddb_calls: list[str]) -> None:
-    assert api("POST", f"{BASE}/{session_id}/chat", body={"message": "hi"}).status == 200
-    assert ddb_calls == ["BatchGetItem", "Query", "TransactWriteItems", "TransactWriteItems"], (
-        "access + budget, context, lock + user message, reply + usage + unlock"
+    accepted = api("POST", f"{BASE}/{session_id}/chat/async", body={"message": "hi"})
+    assert accepted.status == 202
+    assert ddb_calls == ["BatchGetItem", "TransactWriteItems"], (
+        "access, budget and the turn; then the user message, the run and the turn in one transaction"
     )
     ddb_calls.clear()
+    assert api("GET", f"/api/v1/chat/poll/{accepted.body['request_id']}", query={"wait": "10"}).status == 200
+    assert ddb_calls[0] == "BatchGetItem", "access and the run in one request"
+    assert set(ddb_calls[1:]) <= {"GetItem", "Query"}, "a long poll re-reads the run, then its events"
+    ddb_calls.clear()
+    # A synchronous chat is the same acceptance, then reads of its run until it has ended
+    assert api("POST", f"{BASE}/{session_id}/chat", body={"message": "hi", "if_busy": "enqueue"}).status == 200
+    assert ddb_calls[:2] == ["BatchGetItem", "TransactWriteItems"] and set(ddb_calls[2:]) == {"GetItem"}
+    ddb_calls.clear()
     assert api("POST", "/api/v1/chat", body={"message": "hi"}).status == 200
-    assert ddb_calls == ["TransactWriteItems", "TransactWriteItems", "TransactWriteItems"], (
-        "create the temporary session, lock + user message, reply"
-    )
+    assert ddb_calls[:2] == ["TransactWriteItems", "TransactWriteItems"], "the temporary session, then the run"
+    assert set(ddb_calls[2:]) == {"GetItem"}
 
 
 def test_no_messages_path_ever_scans(api: Api, session_id: str, ddb_calls: list[str]) -> None:

@@ -18,9 +18,9 @@ from sessions_api.identity import Caller
 from sessions_api.logic.chat import Chat
 from sessions_api.logic.messages import Messages
 from sessions_api.logic.sessions import Sessions
+from sessions_api.logic.turns import RunRequest
 from sessions_api.models.api import CreateSessionIn
-from sessions_api.models.messages import ChatIn, MessageIn
-from sessions_api.providers.local_echo import LocalEchoProvider
+from sessions_api.models.messages import MessageIn
 from sessions_api.settings import get_settings
 from tests.moto_server import moto_server
 
@@ -99,23 +99,24 @@ def test_thirty_concurrent_appenders_lose_nothing_and_counters_are_exact(server:
     assert session["last_message_preview"] == stored[-1]["content"]
 
 
-def test_two_concurrent_chats_on_one_session_one_is_busy(server: str) -> None:
-    # Given a session and a model that takes its time
+def test_two_concurrent_chats_on_one_session_one_takes_the_turn(server: str) -> None:
+    # Given a session
     settings = get_settings()
     session_id = Sessions(settings).create(ALICE, CreateSessionIn())["session_id"]
-    chat = Chat(settings, LocalEchoProvider(delay_seconds=1.0))
+    chat = Chat(settings)
 
-    # When two chats arrive together
-    results = at_once(2, lambda i: chat.chat(ALICE, session_id, ChatIn(message=f"question {i}"), request_id=None))
+    # When two chats arrive together (no worker here: the first keeps the turn)
+    results = at_once(2, lambda i: chat.start(ALICE, session_id, RunRequest(f"question {i}", None, None)))
 
-    # Then one answers and the other is told the session is busy, having stored nothing
-    answered = [result for result in results if isinstance(result, dict)]
+    # Then one takes the session's turn and the other is told the session is busy, having stored nothing
+    accepted = [result for result in results if isinstance(result, dict)]
     busy = [result for result in results if isinstance(result, errors.SessionBusy)]
-    assert len(answered) == 1 and len(busy) == 1, results
+    assert len(accepted) == 1 and len(busy) == 1, results
     stored = all_messages(Messages(settings), session_id)
-    assert [(m["role"], m["message_id"]) for m in stored] == [
-        ("user", answered[0]["user_message_id"]),
-        ("assistant", answered[0]["message_id"]),
+    assert [(m["role"], m["message_id"], m["request_id"]) for m in stored] == [
+        ("user", accepted[0]["user_message_id"], accepted[0]["request_id"])
     ]
-    # And the lock is released: the next chat goes through
-    assert chat.chat(ALICE, session_id, ChatIn(message="next"), request_id=None)["response"].startswith("Echo: next")
+    # And while that run holds the turn, the next chat waits in line when asked to
+    waiting = chat.start(ALICE, session_id, RunRequest("next", None, None, if_busy="enqueue"))
+    assert waiting["user_message_id"] is None, "a waiting run stores its message when its turn comes"
+    assert len(all_messages(Messages(settings), session_id)) == 1

@@ -35,11 +35,8 @@ ROUTES: dict[str, tuple[Callable[..., Any], list[str], list[str]]] = {
         [BATCH, TWI],
         [BATCH, TWI],
     ),
-    "chat": (
-        _route("POST", BASE + "/{sid}/chat", {"message": "hi"}),
-        [BATCH, QUERY, TWI, TWI],
-        [BATCH, QUERY, TWI, TWI],
-    ),
+    # access, then the user message, the run and the session's turn in one transaction (the worker runs it)
+    "chat": (_route("POST", BASE + "/{sid}/chat/async", {"message": "hi"}), [BATCH, TWI], [BATCH, TWI]),
     "delete message": (_route("DELETE", BASE + "/{sid}/messages/{first}"), [BATCH, TWI], [BATCH, TWI]),
     "delete newest": (_route("DELETE", BASE + "/{sid}/messages/{newest}"), [BATCH, QUERY, TWI], [BATCH, QUERY, TWI]),
     "edit": (_route("PATCH", BASE + "/{sid}", {"title": "t"}), [TWI, BATCH], [TWI, BATCH, TWI, BATCH]),

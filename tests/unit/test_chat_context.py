@@ -6,7 +6,8 @@ import pytest
 
 from sessions_api import errors
 from sessions_api.agents import Agent, agent_for
-from sessions_api.logic.chat import build_context, output_allowance, title_from, to_turns
+from sessions_api.logic.chat import title_from
+from sessions_api.logic.context import build_context, output_allowance, to_turns
 from sessions_api.pricing import UNKNOWN, Price, price_for
 from sessions_api.providers import Turn, estimate_tokens
 from sessions_api.settings import get_settings

@@ -128,6 +128,9 @@ def test_x_ray_rights_only_when_tracing_is_on(mode: str, granted: bool, monkeypa
         for logical_id, resource in transform(template, {"TracingMode": mode}, Policies())["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
     }
-    assert len(roles) == 7
+    functions = [
+        resource for resource in template["Resources"].values() if resource["Type"] == "AWS::Serverless::Function"
+    ]
+    assert len(roles) == len(functions) == 8
     for logical_id, role in roles.items():
         assert ("AWSXrayWriteOnlyAccess" in json.dumps(role)) is granted, logical_id

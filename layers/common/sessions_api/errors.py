@@ -85,6 +85,13 @@ class SlideNotFound(NotFound):
         super().__init__(f"Slide {slide_id} does not exist in this deck")
 
 
+class RunNotFound(NotFound):
+    code, title = "run_not_found", "Run not found"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"Run {request_id} does not exist")
+
+
 class NoSessionFound(NotFound):
     code, title = "no_session_found", "No session found"
     default_detail = "You have no active session to continue"

@@ -40,3 +40,17 @@ def _ulid() -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{_ulid()}"
+
+
+# A chat run's id names its session, so a poll or a cancel needs no lookup to find the partition it is in.
+_REQUEST_ID = re.compile(r"^run_[0-9A-HJKMNP-TV-Z]{26}_(?P<session_id>.+)$")
+
+
+def new_request_id(session_id: str) -> str:
+    return f"{new_id('run')}_{session_id}"
+
+
+def request_session(request_id: str) -> str | None:
+    """The session a run id belongs to, or None when it is not a run id."""
+    found = _REQUEST_ID.match(request_id)
+    return found["session_id"] if found and is_session_id(found["session_id"]) else None

@@ -14,7 +14,7 @@ class Settings(BaseModel):
 
     table_name: str
     bucket_name: str
-    # Only the functions that page lists hold the cursor-signing key (template.yaml); `CursorCodec.from_settings` needs it.
+    # Only the functions that page lists hold the cursor-signing key (template.yaml): CursorCodec needs it.
     cursor_secret: SecretStr | None = Field(default=None, min_length=16)
     idle_timeout_minutes: int = Field(default=1440, ge=1)
     expired_retention_days: int = Field(default=7, ge=0)
@@ -33,9 +33,15 @@ class Settings(BaseModel):
     model_prices: str | None = None
     # `POST /chat` without a session_id opens a session that expires after this much idleness.
     temporary_session_idle_minutes: int = Field(default=60, ge=1)
-    # A chat holds its session this long at most: a crashed invocation never locks a session for good.
-    # Longer than the messages function's 29 s timeout, so a live chat never loses it.
-    chat_lease_seconds: int = Field(default=45, ge=10, le=900)
+    # A run holds its session's turn this long past the worker's last sign of life (renewed as it works),
+    # so a crashed worker never holds a session for good.
+    run_lease_seconds: int = Field(default=60, ge=10, le=900)
+    # A synchronous chat waits this long for its run, then answers 202 with the poll URL.
+    sync_chat_wait_seconds: float = Field(default=25, gt=0, le=28)
+    # Events of a finished run are kept this long (its messages stay).
+    run_events_retention_hours: int = Field(default=24, ge=1)
+    # The local provider's pause between streamed chunks (so streaming is observable offline).
+    local_stream_delay_ms: int = Field(default=50, ge=0)
 
 
 @lru_cache(maxsize=1)

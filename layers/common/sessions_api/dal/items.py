@@ -16,9 +16,12 @@ def preview(content: str) -> str:
     return content if len(content) <= PREVIEW_CHARS else content[: PREVIEW_CHARS - 1] + "…"
 
 
-def new_message(session_id: str, *, role: str, content: str, at: str, **fields: Any) -> dict[str, Any]:
-    """A message with its whole content (`MessagesRepo.offload` moves a large one to S3 before it is stored)."""
-    message_id = ids.new_id("msg")
+def new_message(
+    session_id: str, *, role: str, content: str, at: str, message_id: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A message with its whole content (`MessagesRepo.offload` moves a large one to S3 before it is stored);
+    `message_id` when it was named before it existed (a streamed reply's events carry it)."""
+    message_id = message_id or ids.new_id("msg")
     return {
         **keys.message_key(session_id, message_id),
         "type": "message",
@@ -143,3 +146,24 @@ def deck(session_id: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 def results(session_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {**keys.results_key(session_id), "type": "results", "session_id": session_id, **fields}
+
+
+def run(session_id: str, request_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A chat run: `phase` says where it is (waiting for the turn, ready for a worker, running, done)."""
+    return {**keys.run_key(session_id, request_id), "type": "run", "request_id": request_id, **fields}
+
+
+def run_event(session_id: str, request_id: str, number: int, event: dict[str, Any], *, ttl: int) -> dict[str, Any]:
+    """Event `number` of a run, kept `ttl` (the events of a finished run expire; its messages stay)."""
+    return {
+        **keys.run_event_key(session_id, request_id, number),
+        "type": "run_event",
+        "request_id": request_id,
+        "event": {**event, "id": number},
+        "ttl": ttl,
+    }
+
+
+def run_queue_entry(session_id: str, request_id: str, *, first: bool = False) -> dict[str, Any]:
+    """A waiting run's place in its session's queue."""
+    return {**keys.run_queue_key(session_id, request_id, first=first), "type": "run_queue", "request_id": request_id}

@@ -15,6 +15,11 @@ EXPORT_PREFIX = "EXPORT#"
 SHARE_PREFIX = "SHARE#"
 COMMENT_PREFIX = "COMMENT#"
 EVENT_PREFIX = "EVENT#"
+RUN_PREFIX = "RUN#"
+RUN_EVENT_PREFIX = "RUNEVT#"
+# Waiting runs in submission order; an interrupting run sorts before them all (`!` < any id).
+RUN_QUEUE_PREFIX = "RUNQ#"
+RUN_QUEUE_FIRST = "!"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 IDEMPOTENCY_SK = "IDEMPOTENCY"
 
@@ -94,6 +99,19 @@ def comment_key(session_id: str, comment_id: str) -> dict[str, str]:
 
 def event_key(session_id: str, event_id: str) -> dict[str, str]:
     return {"PK": session_pk(session_id), "SK": EVENT_PREFIX + event_id}
+
+
+def run_key(session_id: str, request_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": RUN_PREFIX + request_id}
+
+
+def run_event_key(session_id: str, request_id: str, number: int) -> dict[str, str]:
+    """Event `number` of a run (zero-padded, so the sort key is the order)."""
+    return {"PK": session_pk(session_id), "SK": f"{RUN_EVENT_PREFIX}{request_id}#{number:07d}"}
+
+
+def run_queue_key(session_id: str, request_id: str, *, first: bool = False) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": RUN_QUEUE_PREFIX + (RUN_QUEUE_FIRST if first else "") + request_id}
 
 
 def idempotency_record_key(record_id: str, session_id: str | None) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sessions_api.dal import keys, payloads, table
 from sessions_api.dal.items import preview
-from sessions_api.dal.sessions_repo import Page
+from sessions_api.dal.sessions_repo import Page, with_access
 from sessions_api.identity import Caller
 
 # A page stops early rather than outgrow Lambda's 6 MB response (JSON escaping can double some text).
@@ -73,18 +73,7 @@ class MessagesRepo:
         self, session_id: str, message_id: str, caller: Caller
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
         """The session, the caller's shares of it and the message, in one strongly consistent request."""
-        wanted = [
-            keys.session_key(session_id),
-            keys.share_key(session_id, "user", caller.user_id),
-            keys.message_key(session_id, message_id),
-        ]
-        if caller.email:
-            wanted.append(keys.share_key(session_id, "email", caller.email))
-        found = table.batch_get(wanted)
-        session = next((item for item in found if item["SK"] == keys.SESSION_SK), None)
-        shares = [item for item in found if item["SK"].startswith(keys.SHARE_PREFIX)]
-        message = next((item for item in found if item["SK"].startswith(keys.MESSAGE_PREFIX)), None)
-        return session, shares, message
+        return with_access(session_id, caller, keys.message_key(session_id, message_id))
 
     @staticmethod
     def offload(messages: list[dict[str, Any]], owner: str | None) -> list[dict[str, Any]]:

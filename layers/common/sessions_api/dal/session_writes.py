@@ -36,9 +36,10 @@ class Expects:
     version: int | None = None  # the client's If-Match on the session
     deck_version: int | None = None  # the deck version the write was planned on
     deck_if_match: bool = False  # that deck version is the client's If-Match (412), not our own read (plan again)
-    lock_free_at: int | None = None  # epoch seconds: no chat may hold an unexpired lease then
-    lock_id: str | None = None  # the chat lease is still this one
-    billed: tuple[Any, Any] | None = None  # (billed_tokens, cost_usd) as the budget check read them
+    turn_free_at: int | None = None  # epoch seconds: no run holds the session's turn then
+    turn_holder: str | None = None  # this run holds the turn…
+    turn_held_at: int | None = None  # …and still holds it at this time (its lease has not lapsed)
+    waiting_runs: int | None = None  # the runs waiting for the turn, as counted when the write was planned
     checks_newest: bool = False  # the newest message is still `newest_message` (None: there is none)
     newest_message: str | None = None
     paused_from: str | None = None  # a resume: the session was paused from this status
@@ -121,15 +122,19 @@ def _require(expr: Expr, expects: Expects) -> None:
             expr.when(f"attribute_not_exists({deck_version}) OR {deck_version} = {expr.value(0)}")
         else:
             expr.when(f"{deck_version} = {expr.value(expects.deck_version)}")
-    if expects.lock_free_at is not None:
-        until = expr.name("chat_lock_until")
-        expr.when(f"attribute_not_exists({until}) OR {until} < {expr.value(expects.lock_free_at)}")
-    if expects.lock_id is not None:
-        expr.when(f"{expr.name('chat_lock_id')} = {expr.value(expects.lock_id)}")
-    if expects.billed is not None:
-        for attribute, seen in zip(("billed_tokens", "cost_usd"), expects.billed, strict=True):
-            name = expr.name(attribute)
-            expr.when(f"attribute_not_exists({name})" if seen is None else f"{name} = {expr.value(seen)}")
+    if expects.turn_free_at is not None:
+        until = expr.name("active_run_until")
+        expr.when(f"attribute_not_exists({until}) OR {until} < {expr.value(expects.turn_free_at)}")
+    if expects.turn_holder is not None:
+        expr.when(f"{expr.name('active_run')} = {expr.value(expects.turn_holder)}")
+    if expects.turn_held_at is not None:
+        expr.when(f"{expr.name('active_run_until')} >= {expr.value(expects.turn_held_at)}")
+    if expects.waiting_runs is not None:
+        waiting = expr.name("waiting_runs")
+        if expects.waiting_runs == 0:
+            expr.when(f"attribute_not_exists({waiting}) OR {waiting} = {expr.value(0)}")
+        else:
+            expr.when(f"{waiting} = {expr.value(expects.waiting_runs)}")
     if expects.checks_newest:
         last = expr.name("last_message_id")
         if expects.newest_message is None:
@@ -158,14 +163,25 @@ def _touch(expr: Expr, session_id: str, moment: datetime, *, active_listing: boo
     return expr.add("version", 1)
 
 
-# -- messages ---------------------------------------------------------------------------------------
+# -- messages and the session's turn ------------------------------------------------------------------
 @dataclass(frozen=True)
-class Lease:
-    """A chat's hold on the session's turn: `lock_id` until `until` (epoch seconds), taken at `now`."""
+class Turn:
+    """A run's hold on the session's turn: `request_id` until `until` (epoch seconds, renewed while it
+    works), taken at `now`. One run at a time per session: the others wait (`waiting_runs`) or are refused."""
 
-    lock_id: str
+    request_id: str
     now: int
     until: int
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """A run giving the turn up, to nobody or to the next waiting run. `waiting_runs` is the count the
+    finishing run saw: a run enqueued meanwhile makes the write plan again, so no waiting run is stranded."""
+
+    request_id: str
+    waiting_runs: int | None  # 0 when it passes the turn to nobody (None: it names its successor)
+    successor: Turn | None = None
 
 
 @dataclass(frozen=True)
@@ -182,16 +198,17 @@ def append_messages(
     *,
     moment: datetime,
     open_only: bool = True,
-    lease: Lease | None = None,
-    release: str | None = None,
+    take_turn: Turn | None = None,
+    end_turn: TurnEnd | None = None,
     usage: Usage | None = None,
-    billed: tuple[Any, Any] | None = None,
+    puts: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    operations: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> SessionWrite:
     """Messages (as `MessagesRepo.offload` made them) and what they add to the session's counters.
 
-    `open_only`: only sessions open for messages take them (a chat's reply completes a turn begun while
-    open, so it does not ask). `lease`: take the session's turn; `release`: give up the turn held under
-    that id; `usage`: what the model call cost; `billed`: the billed amounts the budget check saw.
+    `open_only`: only sessions open for messages take them (a run's reply completes a turn begun while
+    open, so it does not ask). `take_turn` / `end_turn`: the run whose user message or reply this is takes
+    or gives up the session's turn; `usage`: what the model call cost; `puts`, `operations`: the run's own items.
     """
     expr = Expr()
     expr.add("message_count", len(messages))
@@ -220,17 +237,55 @@ def append_messages(
     # The id tells a later delete whether it removes the newest message (whose preview must change).
     expr.set("last_message_id", newest["message_id"])
     expr.set("last_message_preview", preview(newest.get("content", newest.get("content_preview", ""))))
-    if lease is not None:
-        expr.set("chat_lock_until", lease.until).set("chat_lock_id", lease.lock_id)
-    if release is not None:
-        expr.remove("chat_lock_until", "chat_lock_id")
+    if take_turn is not None:
+        expr.set("active_run", take_turn.request_id).set("active_run_until", take_turn.until)
+    if end_turn is not None and end_turn.successor is not None:
+        expr.set("active_run", end_turn.successor.request_id).set("active_run_until", end_turn.successor.until)
+        expr.add("waiting_runs", -1)
+    elif end_turn is not None:
+        expr.remove("active_run", "active_run_until")
     expects = Expects(
         statuses=OPEN_FOR_MESSAGES if open_only else NOT_EXPIRED,
-        lock_free_at=lease.now if lease else None,
-        lock_id=release,
-        billed=billed,
+        turn_free_at=take_turn.now if take_turn else None,
+        turn_holder=end_turn.request_id if end_turn else None,
+        waiting_runs=end_turn.waiting_runs if end_turn else None,
     )
-    return _plan(session_id, _touch(expr, session_id, moment), expects, puts=[*messages, event])
+    return _plan(
+        session_id,
+        _touch(expr, session_id, moment),
+        expects,
+        puts=[*messages, event, *puts],
+        operations=list(operations),
+    )
+
+
+def enqueue_run(
+    session_id: str, puts: list[dict[str, Any]], *, moment: datetime, holder: str, now: int
+) -> SessionWrite:
+    """A run that waits for the turn `holder` has now (its own items in `puts`); refused if the turn was
+    freed meanwhile, so the run takes it instead of waiting for a hand-over that will not come."""
+    expr = _touch(Expr().add("waiting_runs", 1), session_id, moment)
+    expects = Expects(statuses=OPEN_FOR_MESSAGES, turn_holder=holder, turn_held_at=now)
+    return _plan(session_id, expr, expects, puts=puts)
+
+
+def dequeue_run(
+    session_id: str, puts: list[dict[str, Any]], deletes: list[dict[str, str]], operations: list[dict[str, Any]]
+) -> SessionWrite:
+    """A waiting run leaves the queue (cancelled) before it ever had the turn: nothing else changes."""
+    operations = [
+        *operations,
+        *({"Delete": {"Key": key, "ConditionExpression": "attribute_exists(PK)"}} for key in deletes),
+    ]
+    expr = Expr().add("waiting_runs", -1)
+    return _plan(session_id, expr, Expects(statuses=ALL_STATUSES), puts=puts, operations=operations)
+
+
+def renew_turn(session_id: str, request_id: str, until: int) -> dict[str, Any]:
+    """A transaction operation: the running run keeps the turn until `until` (only while it holds it)."""
+    expr = Expr().set("active_run_until", until)
+    expr.when(f"{expr.name('active_run')} = {expr.value(request_id)}")
+    return {"Update": {"Key": keys.session_key(session_id), **expr.params()}}
 
 
 def remove_message(

@@ -99,6 +99,23 @@ def owner_condition(expr: Expr, owner: str) -> Expr:
     )
 
 
+def with_access(
+    session_id: str, caller: Caller, item_key: dict[str, str] | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """The session, the caller's shares of it and one more item of its partition (the message, the run a
+    request is about), in one strongly consistent request: what an access check needs, and what it guards."""
+    wanted = [keys.session_key(session_id), keys.share_key(session_id, "user", caller.user_id)]
+    if caller.email:
+        wanted.append(keys.share_key(session_id, "email", caller.email))
+    if item_key is not None:
+        wanted.append(item_key)
+    found = table.batch_get(wanted)
+    session = next((item for item in found if item["SK"] == keys.SESSION_SK), None)
+    shares = [item for item in found if item["SK"].startswith(keys.SHARE_PREFIX)]
+    other = next((item for item in found if item_key is not None and item["SK"] == item_key["SK"]), None)
+    return session, shares, other
+
+
 @dataclass(frozen=True)
 class SessionFilters:
     """What a listing keeps: a title substring (case-insensitive), a status, a type, a creation window."""
@@ -149,12 +166,7 @@ class SessionsRepo:
 
     def get_with_shares(self, session_id: str, caller: Caller) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The session and the caller's shares of it, in one strongly consistent request."""
-        wanted = [keys.session_key(session_id), keys.share_key(session_id, "user", caller.user_id)]
-        if caller.email:
-            wanted.append(keys.share_key(session_id, "email", caller.email))
-        found = table.batch_get(wanted)
-        session = next((item for item in found if item["SK"] == keys.SESSION_SK), None)
-        shares = [item for item in found if item["SK"].startswith(keys.SHARE_PREFIX)]
+        session, shares, _ = with_access(session_id, caller)
         return session, shares
 
     def counters(self, user_id: str) -> dict[str, Any] | None:

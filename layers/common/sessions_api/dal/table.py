@@ -13,6 +13,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from sessions_api.dal import clients
+from sessions_api.dal.expressions import Expr
 from sessions_api.settings import get_settings
 
 _deserializer = TypeDeserializer()
@@ -64,6 +65,24 @@ def transact(operations: list[dict[str, Any]]) -> None:
         if not any(reason.code == "ConditionalCheckFailed" for reason in reasons):
             raise  # throttling or a conflicting transaction: the HTTP edge answers 503
         raise TransactionCancelled(reasons) from exc
+
+
+class ConditionFailed(Exception):
+    """A single-item write refused by its condition."""
+
+
+def update(key: dict[str, str], expr: Expr, *, return_new: bool = False) -> dict[str, Any] | None:
+    """One UpdateItem of `expr`; the item as it is after the update when `return_new`."""
+    try:
+        response = clients.dynamodb().update_item(
+            TableName=table_name(), Key=key, ReturnValues="ALL_NEW" if return_new else "NONE", **expr.params()
+        )
+    except ClientError as exc:
+        if clients.error_code(exc) == "ConditionalCheckFailedException":
+            raise ConditionFailed from exc
+        raise
+    attributes: dict[str, Any] | None = response.get("Attributes")
+    return attributes
 
 
 def get(key: dict[str, str]) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ idempotent: two overlapping runs, or a rerun after a crash, change nothing twice
   since), counters, GSI2 removed, GSI3SK set to the purge time, `ttl` as a backstop, `expired` event.
 - expired past its retention → one transaction hides it (tombstone) and removes it from the counters,
   then it is purged like a deleted session: counters always match what reads can see.
+- a chat run past its lease (its worker crashed or timed out, and the retry did not end it) or never
+  started (its stream record was lost) → ended `error` with an error reply, the session's turn passed on.
 - deleted (tombstoned) → purged: S3 objects and child items first, the session item last. A crash or a
   spent time budget anywhere leaves the session item in place, still due in GSI3 and invisible to every
   read (the tombstone), so the next run simply continues; nothing is half-visible.
@@ -23,7 +25,7 @@ from typing import Any
 from sessions_api import timeutil
 from sessions_api.dal import items, keys, session_writes
 from sessions_api.dal.purge_repo import BATCH_WRITE_MAX, PurgeRepo
-from sessions_api.logic import lifecycle
+from sessions_api.logic import lifecycle, runner
 from sessions_api.models.entities import Status
 from sessions_api.observability import logger
 from sessions_api.settings import Settings
@@ -85,6 +87,7 @@ class RunReport:
     purged: int = 0
     items_deleted: int = 0
     objects_deleted: int = 0
+    runs_recovered: int = 0
     errors: int = 0
     backlog: int = 0  # due sessions this run saw but left for the next one
     oldest_due_age_seconds: int = 0
@@ -136,6 +139,12 @@ class Expiry:
 
     def _handle(self, item: dict[str, Any], moment: datetime, budget: Budget, report: RunReport) -> None:
         session_id, owner = item["session_id"], item["created_by"]
+        if item["SK"].startswith(keys.RUN_PREFIX):  # a run whose worker is gone (or never came): end it
+            request_id = item["SK"].removeprefix(keys.RUN_PREFIX)
+            report.runs_recovered += int(
+                runner.recover(self.settings, session_id, request_id, remaining_ms=budget.remaining_ms)
+            )
+            return
         if not item.get("deleted_at"):
             if item["status"] == Status.EXPIRED:
                 if not session_writes.hide_expired(session_id, owner, moment):

@@ -39,6 +39,8 @@ def message_out(item: dict[str, Any]) -> dict[str, Any]:
         "response_time_ms": data.get("response_time_ms"),
         "is_error": bool(data.get("is_error", False)),
         **({"metadata": data["metadata"]} if data.get("metadata") else {}),
+        "request_id": data.get("request_id"),
+        "stopped": bool(data.get("stopped", False)),
     }
 
 

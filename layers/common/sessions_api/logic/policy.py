@@ -113,7 +113,8 @@ def precondition_failed(what: str, if_match: int, version: int) -> errors.Precon
 
 def busy(session_id: str) -> errors.SessionBusy:
     return errors.SessionBusy(
-        f"Another chat on session {session_id} is still running; retry when it has answered",
+        f"Another chat on session {session_id} is still running; retry when it has answered, "
+        "or send if_busy: enqueue or interrupt",
         headers={"Retry-After": "2"},
     )
 
@@ -148,7 +149,7 @@ def refusal(session_id: str, refused: WriteRefused, expects: Expects) -> errors.
         return problem
     if expects.paused_from is not None and current.get("paused_from", Status.ACTIVE) != expects.paused_from:
         return Moved(session_id, current)
-    if expects.lock_free_at is not None and (current.get("chat_lock_until") or 0) >= expects.lock_free_at:
+    if expects.turn_free_at is not None and (current.get("active_run_until") or 0) >= expects.turn_free_at:
         return busy(session_id)
     deck_version = int(current.get("deck_version", 0))
     if expects.deck_version is not None and deck_version != expects.deck_version:
@@ -156,8 +157,9 @@ def refusal(session_id: str, refused: WriteRefused, expects: Expects) -> errors.
             return precondition_failed(f"The deck of session {session_id}", expects.deck_version, deck_version)
         return Moved(session_id, current)
     if (
-        (expects.billed is not None and (current.get("billed_tokens"), current.get("cost_usd")) != expects.billed)
-        or (expects.lock_id is not None and current.get("chat_lock_id") != expects.lock_id)
+        (expects.turn_holder is not None and current.get("active_run") != expects.turn_holder)
+        or (expects.turn_held_at is not None and (current.get("active_run_until") or 0) < expects.turn_held_at)
+        or (expects.waiting_runs is not None and int(current.get("waiting_runs", 0)) != expects.waiting_runs)
         or (expects.checks_newest and current.get("last_message_id") != expects.newest_message)
     ):
         return Moved(session_id, current)

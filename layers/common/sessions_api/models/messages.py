@@ -54,6 +54,8 @@ class MessageOut(BaseModel):
     response_time_ms: int | None = None
     is_error: bool = False
     metadata: dict[str, str] | None = None
+    request_id: str | None = Field(default=None, description="The chat run that wrote it")
+    stopped: bool = Field(default=False, description="A reply cut short by a cancel")
 
 
 class MessageBatchOut(BaseModel):
@@ -81,6 +83,75 @@ class NewChatIn(ChatIn):
     )
 
 
+IfBusy = Literal["reject", "enqueue", "interrupt"]
+
+
+class ChatRunIn(ChatIn):
+    """A chat as a run (async, stream): what a session's chat takes, and what to do while another runs."""
+
+    agent_name: Name | None = Field(default=None, description="The agent for this chat (default: the session's)")
+    if_busy: IfBusy = Field(
+        default="reject",
+        description="While another run holds the session: `reject` (409 session_busy), `enqueue` (run after it, "
+        "in submission order) or `interrupt` (cancel it, keeping its partial reply, and run this one)",
+    )
+
+
+class NewChatRunIn(ChatRunIn):
+    session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = Field(
+        default=None, description="Omit to start a temporary session"
+    )
+
+
+class RunAccepted(BaseModel):
+    request_id: str
+    session_id: str
+    status: Literal["queued"]
+    poll_url: str
+
+
+class RunEvent(BaseModel):
+    id: int
+    type: Literal["assistant", "tool_call", "tool_result", "slides", "error", "complete"]
+    at: str
+    model_config = {"extra": "allow"}
+
+
+class RunResult(BaseModel):
+    message_id: str
+    content: str
+    usage: dict[str, Any] | None = None
+
+
+class RunPoll(BaseModel):
+    request_id: str
+    session_id: str
+    status: Literal["queued", "running", "completed", "error", "cancelled"]
+    events: list[RunEvent]
+    last_message_id: int = Field(description="The last event id seen: send it as `after_message_id` next time")
+    result: RunResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class RunCancelled(BaseModel):
+    request_id: str
+    status: Literal["cancelled"]
+
+
+class RunSummary(BaseModel):
+    request_id: str
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    message_id: str | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunSummary]
+    next_cursor: str | None
+    has_more: bool
+
+
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
@@ -96,4 +167,5 @@ class ChatOut(BaseModel):
     model_id: str
     execution_time: float = Field(description="Seconds the whole chat call took")
     request_id: str | None
-    usage: Usage
+    usage: Usage | None
+    stopped: bool = Field(default=False, description="The run was cancelled: `response` is the reply so far")

@@ -1,11 +1,12 @@
 """Language-model providers behind one small interface, chosen by `MODEL_PROVIDER`.
 
-`bedrock` (deployed) calls Amazon Bedrock's Converse API (`dal/bedrock.py`, the code that talks to
-AWS); `local` is a deterministic echo for `make dev` and tests, which never leaves the process.
+`bedrock` (deployed) calls Amazon Bedrock's Converse and ConverseStream APIs (`dal/bedrock.py`, the code
+that talks to AWS); `local` is a deterministic echo for `make dev` and tests, which never leaves the process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -55,6 +56,18 @@ class ModelFailure(Exception):
         self.code = code
 
 
+class ModelStream(Protocol):
+    """A reply as it is produced: iterating yields text deltas (str, never empty); once exhausted, `reply` is
+    the whole reply (text, usage, stop reason). `close()` stops reading early (a cancelled run) and frees the
+    connection; after it, `reply` is None. A failure before or during the stream raises ModelFailure."""
+
+    reply: ModelReply | None
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
 class ModelProvider(Protocol):
     def model_for(self, requested: str) -> str:
         """The model id this provider really answers with when `requested` is asked for."""
@@ -62,12 +75,15 @@ class ModelProvider(Protocol):
 
     def converse(self, request: ModelRequest) -> ModelReply: ...
 
+    def converse_stream(self, request: ModelRequest) -> ModelStream: ...
+
 
 def provider_for(settings: Settings) -> ModelProvider:
+    """The provider `MODEL_PROVIDER` names; the local one pauses `LOCAL_STREAM_DELAY_MS` between streamed chunks."""
     if settings.model_provider == "local":
         from sessions_api.providers.local_echo import LocalEchoProvider
 
-        return LocalEchoProvider()
+        return LocalEchoProvider(chunk_delay_seconds=settings.local_stream_delay_ms / 1000)
     from sessions_api.dal.bedrock import BedrockConverseProvider
 
     return BedrockConverseProvider()
