@@ -17,6 +17,7 @@ from benchmarks import report
 MEASURES = [
     ("dynamodb_work", "DynamoDB work per endpoint"),
     ("append_cost", "Append cost against history length (vs LangChain DynamoDBChatMessageHistory)"),
+    ("chat_runs", "Chat runs: work per run as the reply grows, and the first words"),
     ("listing", "Listing 50 sessions with counts and previews (vs FastAPI + SQLAlchemy)"),
     ("cold_start", "Cold start per function (vs FastAPI + Mangum, and the boto3 floor)"),
     ("warm_overhead", "Warm overhead per request (vs FastAPI + Mangum, DynamoDB stubbed for both)"),

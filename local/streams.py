@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 Invoke = Callable[[dict[str, Any]], None]
@@ -51,6 +52,16 @@ class SourceMapping:
     batch_size: int
     retries: int
     parallelization: int  # batches handled at once per shard; records of one partition key stay in order
+
+
+def as_lambda_sends(record: dict[str, Any]) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it over: the creation time in epoch seconds (botocore parsed it
+    into a datetime), and the stream's ARN."""
+    change = dict(record.get("dynamodb") or {})
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {**record, "dynamodb": change}
 
 
 class StreamPoller:
@@ -104,7 +115,7 @@ class StreamPoller:
         for shard_id, iterator in list(self._iterators.items()):
             response = self.streams.get_records(ShardIterator=iterator)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
-            records = [record for record in response.get("Records", []) if self._wanted(record)]
+            records = [as_lambda_sends(record) for record in response.get("Records", []) if self._wanted(record)]
             for start in range(0, len(records), self.mapping.batch_size):
                 batch = records[start : start + self.mapping.batch_size]
                 key = json.dumps(batch[0].get("dynamodb", {}).get("Keys", {}).get("PK"), sort_keys=True)

@@ -72,6 +72,12 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_chat_worker(aws: None) -> None:
+    """The stream's runs are left for the test to hand to the worker itself (fault injection)."""
+    support.stop_chat_workers()
+
+
+@pytest.fixture
 def api(aws: None) -> support.Api:
     return support.Api()
 

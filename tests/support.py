@@ -245,4 +245,14 @@ def start_chat_worker() -> Any:
         worker.handler(event, LambdaContext(function_name="ChatWorkerFunction", timeout_seconds=timeout))
 
     mapping = streams.source_mapping(stream_arn, properties)
-    return streams.StreamPoller(boto3.client("dynamodbstreams"), mapping, invoke).start()
+    poller = streams.StreamPoller(boto3.client("dynamodbstreams"), mapping, invoke).start()
+    _CHAT_WORKERS.append(poller)
+    return poller
+
+
+_CHAT_WORKERS: list[Any] = []
+
+
+def stop_chat_workers() -> None:
+    while _CHAT_WORKERS:
+        _CHAT_WORKERS.pop().stop()

@@ -27,6 +27,7 @@ FUNCTION_OF_EVENT = {
     "exports": "ExportsFunction",
     "docs": "DocsFunction",
     "schedule": "ExpiryFunction",
+    "worker": "ChatWorkerFunction",
 }
 
 
@@ -95,7 +96,7 @@ def test_every_sample_event_runs_against_the_embedded_aws(
     spec = specs()[FUNCTION_OF_EVENT[event_file.stem.split("_")[0]]]
     environment = sam_local_environment(spec, reachable[spec.logical_id], AWS_SAM_LOCAL="true")
     result = invoke(spec, environment, json.loads(event_file.read_text()))
-    if "statusCode" in result:  # an API event (the schedule answers with its run report)
+    if "statusCode" in result:  # an API event (the schedule and the worker answer with their reports)
         assert result["statusCode"] < 500, result
 
 

@@ -253,7 +253,7 @@ def test_the_sample_stream_event_matches_the_mapping_filter_and_the_worker_takes
     from local import streams
     from tests import support
 
-    event = json.loads((support.EVENTS / "chat_worker_run.json").read_text())
+    event = json.loads((support.EVENTS / "worker_run.json").read_text())
     resource = support.stack().template["Resources"]["ChatWorkerFunction"]
     ((_, properties),) = streams.stream_events(resource)
     mapping = streams.source_mapping("arn:example", properties)

@@ -80,7 +80,10 @@ def recover(settings: Settings, session_id: str, request_id: str, *, remaining_m
         if adopted is None:
             continue  # someone else moved it meanwhile: look again
         logger.warning("Recovering a run its worker left", extra={"request_id": request_id})
-        Execution(settings, adopted, worker, remaining_ms).fail("worker_lost", "The worker running this chat stopped")
+        try:
+            turns.end_abandoned(settings, adopted, worker=worker)
+        except turns.RunChanged:
+            continue  # ended elsewhere meanwhile
         return True
 
 

@@ -55,7 +55,8 @@ def user_message(session_id: str, run: dict[str, Any], *, at: str) -> dict[str, 
 
 
 def ready_until(settings: Settings, now: int) -> int:
-    """When a run nobody started is due for recovery by the schedule (its stream record was lost)."""
+    """How long a run nobody has started yet holds the turn, and when the schedule recovers it (its stream
+    record lost): two leases, time for the stream to deliver it and a worker to claim it."""
     return now + 2 * settings.run_lease_seconds
 
 
@@ -84,6 +85,18 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
         }
         holder = access.session.get("active_run")
         held = holder is not None and int(access.session.get("active_run_until", 0)) >= now
+        if holder is not None and not held:
+            # The turn's lease lapsed: its run's worker is gone, or it is late. A gone one's run is ended
+            # first (its user message gets its error reply before this one is stored); a late one is busy.
+            stale = RunsRepo().get(session_id, holder)
+            if stale is not None and stale.get("phase") in ("ready", "running"):
+                if int(stale.get("lease_until") or stale.get("GSI3SK") or 0) >= now:
+                    held = True
+                else:
+                    with contextlib.suppress(RunChanged):
+                        end_abandoned(settings, stale, worker=None)
+                    access = authorized.read(caller, session_id, Action.WRITE)
+                    continue
         try:
             if not held:
                 message = user_message(session_id, {**run, "request_id": request_id}, at=at)
@@ -99,7 +112,7 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
                     MessagesRepo.offload([message], owner),
                     items.messages_added(session_id, caller.user_id, at, [message]),
                     moment=moment,
-                    take_turn=Turn(request_id, now, now + settings.run_lease_seconds),
+                    take_turn=Turn(request_id, now, ready_until(settings, now)),
                     puts=[items.run(session_id, request_id, _stored(ready))],
                 )
                 authorized.write(caller, Action.WRITE, change, access=access)
@@ -113,9 +126,13 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
             change = session_writes.enqueue_run(session_id, [waiting, queued], moment=moment, holder=holder, now=now)
             authorized.write(caller, Action.WRITE, change, access=access)
         except (Moved, errors.SessionBusy) as refused:
+            access = authorized.read(caller, session_id, Action.WRITE)  # the turn changed hands: plan again
+            if access.session.get("active_run") == request_id:
+                # Our own write landed and only its answer was lost (a retried request finds its own turn).
+                mine = RunsRepo().get(session_id, request_id) or {}
+                return _accepted(session_id, request_id, mine.get("user_message_id"))
             if isinstance(refused, errors.SessionBusy) and request.if_busy == "reject":
                 raise
-            access = authorized.read(caller, session_id, Action.WRITE)  # the turn changed hands: plan again
             continue
         if interrupt:
             current = RunsRepo().get(session_id, holder)
@@ -242,7 +259,7 @@ def end(
                     )
                 )
                 operations.append({"Delete": {"Key": successor["queue_key"]}})
-                successor_turn = Turn(successor["request_id"], now, now + settings.run_lease_seconds)
+                successor_turn = Turn(successor["request_id"], now, ready_until(settings, now))
             change = session_writes.append_messages(
                 session_id,
                 MessagesRepo.offload(messages, owner),
@@ -271,3 +288,20 @@ def end(
                 raise RunChanged(f"Run {request_id} changed while it was being ended") from cancelled
         return plain({**run, **record, "phase": "done"})
     raise errors.Conflict(f"Session {session_id} keeps changing; retry")
+
+
+def end_abandoned(settings: Settings, run: dict[str, Any], *, worker: str | None) -> dict[str, Any]:
+    """End a run its worker left (crashed, timed out, or never came) as `error`, with an error reply."""
+    detail = "The worker running this chat stopped"
+    reply = items.new_message(
+        run["session_id"],
+        role="assistant",
+        content="The model could not answer (worker_lost).",
+        at=timeutil.now_iso(),
+        agent_name=run.get("agent_name"),
+        token_count=0,
+        is_error=True,
+        request_id=run["request_id"],
+    )
+    error = {"code": "worker_lost", "detail": detail, "retryable": True}
+    return end(settings, run, Ending("error", reply, {"type": "error", **error}, None, {"error": error}), worker=worker)
