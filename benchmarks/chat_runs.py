@@ -9,10 +9,17 @@ requests whatever the reply; it is shown beside the run's cost.
 
 from __future__ import annotations
 
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
 from benchmarks.report import Section, table
+
+SAMPLES = 10
 
 TOKENS = (100, 1_000, 10_000)
 CHUNK_DELAY_SECONDS = 0.005
@@ -92,6 +99,7 @@ def run(section: Section) -> None:
         ratio < TOKENS[-1] / TOKENS[0] / 4,
         f"{ratio:.1f}× the items for {TOKENS[-1] // TOKENS[0]}× the tokens",
     )
+    _through_the_gateway(section)
     section.summary.append(
         (
             "A chat run's DynamoDB requests, 100 / 10,000-token reply (the synchronous chat: 4 requests)",
@@ -99,4 +107,61 @@ def run(section: Section) -> None:
             f"{small['first_event_ms']} ms",
             "—",
         )
+    )
+
+
+def _through_the_gateway(section: Section) -> None:
+    """What a client sees through the local gateway (make dev's): the synchronous chat, the first event of an
+    async one, and what a poll costs next to a plain read."""
+    import requests
+
+    from benchmarks.gateway_load import Gateway
+
+    os.environ["ModelProvider"] = "local"  # noqa: SIM112 - the template parameter, as make dev sets it
+    with tempfile.TemporaryDirectory() as workdir:
+        gateway = Gateway(Path(workdir))
+        try:
+            http = requests.Session()
+            api = gateway.url + "/api/v1"
+            session_id = http.post(f"{api}/sessions", json={"title": "bench"}, timeout=30).json()["session_id"]
+            sync, first, polls, reads = [], [], [], []
+            for _ in range(SAMPLES):
+                started = time.perf_counter()
+                answer = http.post(f"{api}/sessions/{session_id}/chat", json={"message": "hi"}, timeout=60)
+                assert answer.status_code == 200, answer.text
+                sync.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                accepted = http.post(f"{api}/sessions/{session_id}/chat/async", json={"message": "hi"}, timeout=60)
+                request_id = accepted.json()["request_id"]
+                while not http.get(f"{api}/chat/poll/{request_id}", params={"wait": 20}, timeout=60).json()["events"]:
+                    pass
+                first.append((time.perf_counter() - started) * 1000)
+                while http.get(f"{api}/chat/poll/{request_id}", timeout=60).json()["status"] != "completed":
+                    time.sleep(0.05)
+                for timings, path in ((polls, f"/chat/poll/{request_id}"), (reads, f"/sessions/{session_id}")):
+                    started = time.perf_counter()
+                    http.get(api + path, timeout=30).raise_for_status()
+                    timings.append((time.perf_counter() - started) * 1000)
+        finally:
+            gateway.stop()
+    medians = {
+        name: statistics.median(values)
+        for name, values in (("sync", sync), ("first", first), ("poll", polls), ("read", reads))
+    }
+    section.data["gateway"] = medians
+    section.add(
+        f"Through the local gateway (`make dev`), medians of {SAMPLES}: a short synchronous chat (a run awaited), the "
+        "first event of an async chat as a long-polling client sees it, and a poll of a finished run next to a "
+        "plain read of the session.",
+        table(
+            ["synchronous chat", "async: accepted → first event seen", "poll (finished run)", "get session"],
+            [
+                [
+                    f"{medians['sync']:.0f} ms",
+                    f"{medians['first']:.0f} ms",
+                    f"{medians['poll']:.0f} ms",
+                    f"{medians['read']:.0f} ms",
+                ]
+            ],
+        ),
     )
