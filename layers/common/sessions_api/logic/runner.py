@@ -99,15 +99,7 @@ class Execution:
         self.request_id: str = run["request_id"]
         self.remaining_ms = remaining_ms
         self.last_event = int(run.get("last_event", 0))
-        self.text: list[str] = (
-            [
-                event.get("delta", "")
-                for event in self.repo.events(self.session_id, self.request_id, after=0, limit=100_000)
-                if event.get("type") == "assistant"
-            ]
-            if self.last_event
-            else []
-        )
+        self.text: list[str] = []  # the reply so far (a run is claimed before it has written anything)
         self.reply_id = ids.new_id("msg")
         self.agent_name: str | None = run.get("agent_name")  # the session's, once the run has read it
         self.model_id: str | None = None
