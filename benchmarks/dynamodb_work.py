@@ -2,7 +2,7 @@
 
 Targets: one request per read page and per write (a write's read-back, where the contract returns the new
 state, is named); no Scan on any request path. Every route on a session is measured for its owner and for a
-sharee (`collaborate`): a sharee's chat takes the owner's 4, a sharee's append at most 3. moto does not
+sharee (`collaborate`): a sharee starts a chat in the owner's 2, and appends in at most 3. moto does not
 report consumed capacity, so the figures come
 from botocore's request and response events: requests on the wire, items DynamoDB read (a query's
 ScannedCount), items written, and request bytes of writes.
@@ -109,12 +109,12 @@ SCENARIOS = [
         sharee_budget=3,
     ),
     Scenario(
-        "chat",
+        "start a chat (async)",
         "POST",
-        f"{BASE}/{{sid}}/chat",
+        f"{BASE}/{{sid}}/chat/async",
         {"body": {"message": "How many requests?"}},
-        4,
-        "access, context, lock + message, reply + unlock",
+        2,
+        "access and the turn; then message, run and turn (the worker's own: the chat-runs measure)",
     ),
     Scenario(
         "delete message", "DELETE", f"{BASE}/{{sid}}/messages/{{mid}}", {}, 3, "the newest: + its successor", _a_message

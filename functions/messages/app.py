@@ -145,7 +145,7 @@ def _chat(session_id: str | None, body: ChatRunIn, idempotency_key: str | None):
     """A run awaited: its answer when it ends in time, else 202 with where to poll it."""
     started = time.perf_counter()
     accepted = _start(session_id, body, idempotency_key)
-    run = chat_service().wait(http.caller(app), accepted, seconds=get_settings().sync_chat_wait_seconds)
+    run = chat_service().wait(accepted, seconds=get_settings().sync_chat_wait_seconds)
     if run["status"] in ("queued", "running"):
         return _accepted(accepted)
     ids = {"session_id": run["session_id"], "request_id": run["request_id"]}

@@ -106,7 +106,7 @@ class Chat:
             time.sleep(POLL_INTERVAL_SECONDS)
             run = repo.get(run["session_id"], request_id) or run
 
-    def wait(self, caller: Caller, accepted: dict[str, Any], *, seconds: float) -> dict[str, Any]:
+    def wait(self, accepted: dict[str, Any], *, seconds: float) -> dict[str, Any]:
         """The run as it is when it has finished, or when `seconds` have passed."""
         deadline = time.monotonic() + seconds
         repo = RunsRepo()
