@@ -56,6 +56,12 @@ class Expr:
         self._conditions.append(condition)
         return self
 
+    def when_count(self, attribute: str, count: int) -> Expr:
+        """The counter `attribute` is `count` (a counter never written counts as 0)."""
+        name = self.name(attribute)
+        counted = f"{name} = {self.value(count)}"
+        return self.when(f"attribute_not_exists({name}) OR {counted}" if count == 0 else counted)
+
     def update_expression(self) -> str:
         parts = []
         if self._sets:

@@ -12,13 +12,6 @@ from sessions_api.identity import Caller
 EVENTS_PAGE = 500
 
 
-def _at_event(expr: Expr, last_event: int) -> None:
-    """The run has written exactly `last_event` events (a run accepted before counting had none)."""
-    number = expr.name("last_event")
-    counted = f"{number} = {expr.value(last_event)}"
-    expr.when(f"attribute_not_exists({number}) OR {counted}" if last_event == 0 else counted)
-
-
 class RunsRepo:
     def get_with_access(
         self, session_id: str, request_id: str, caller: Caller
@@ -105,7 +98,7 @@ class RunsRepo:
         if lease_until is not None:
             expr.set("lease_until", lease_until).set("GSI3SK", lease_until)
         expr.when(f"{expr.name('phase')} = {expr.value('running')} AND {expr.name('worker')} = {expr.value(worker)}")
-        _at_event(expr, last_event)
+        expr.when_count("last_event", last_event)
         return {"Update": {"Key": keys.run_key(session_id, request_id), **expr.params()}}
 
     @staticmethod
@@ -128,7 +121,7 @@ class RunsRepo:
         expr.when(f"{expr.name('phase')} IN ({phases})")
         if worker is not None:
             expr.when(f"{expr.name('worker')} = {expr.value(worker)}")
-        _at_event(expr, last_event)
+        expr.when_count("last_event", last_event)
         return {"Update": {"Key": keys.run_key(session_id, request_id), **expr.params()}}
 
     @staticmethod

@@ -117,11 +117,7 @@ def _require(expr: Expr, expects: Expects) -> None:
     if expects.version is not None:
         expr.when(f"{expr.name('version')} = {expr.value(expects.version)}")
     if expects.deck_version is not None:
-        deck_version = expr.name("deck_version")
-        if expects.deck_version == 0:
-            expr.when(f"attribute_not_exists({deck_version}) OR {deck_version} = {expr.value(0)}")
-        else:
-            expr.when(f"{deck_version} = {expr.value(expects.deck_version)}")
+        expr.when_count("deck_version", expects.deck_version)
     if expects.turn_free_at is not None:
         until = expr.name("active_run_until")
         expr.when(f"attribute_not_exists({until}) OR {until} < {expr.value(expects.turn_free_at)}")
@@ -130,11 +126,7 @@ def _require(expr: Expr, expects: Expects) -> None:
     if expects.turn_held_at is not None:
         expr.when(f"{expr.name('active_run_until')} >= {expr.value(expects.turn_held_at)}")
     if expects.waiting_runs is not None:
-        waiting = expr.name("waiting_runs")
-        if expects.waiting_runs == 0:
-            expr.when(f"attribute_not_exists({waiting}) OR {waiting} = {expr.value(0)}")
-        else:
-            expr.when(f"{waiting} = {expr.value(expects.waiting_runs)}")
+        expr.when_count("waiting_runs", expects.waiting_runs)
     if expects.checks_newest:
         last = expr.name("last_message_id")
         if expects.newest_message is None:

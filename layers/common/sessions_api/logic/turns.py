@@ -27,7 +27,6 @@ from sessions_api.models.entities import plain
 from sessions_api.settings import Settings
 
 ATTEMPTS = 3
-IF_BUSY = ("reject", "enqueue", "interrupt")
 
 
 class RunChanged(errors.Conflict):
