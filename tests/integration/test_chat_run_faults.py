@@ -4,6 +4,7 @@ no event twice. The stream's poller is stopped here; the test hands the run to t
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -148,9 +149,13 @@ def test_a_duplicate_delivery_while_the_run_is_going_does_nothing(
     import threading
 
     sid = api.create_session()["session_id"]
-    request_id = accept(api, sid, "long [stream 200]")
+    request_id = accept(api, sid, "long [stream 2000]")  # runs for seconds: the second delivery meets it running
     first = threading.Thread(target=run_once, args=(sid, request_id))
     first.start()
+    from sessions_api.dal.runs_repo import RunsRepo
+
+    while (RunsRepo().get(sid, request_id) or {}).get("phase") != "running":  # the first delivery has claimed it
+        time.sleep(0.01)
     from sessions_api.logic import runner
 
     # A second delivery finds the run started and its lease live: it does not end it (it has no time to wait)
