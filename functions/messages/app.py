@@ -119,7 +119,8 @@ def delete_message(session_id: SessionIdPath, message_id: MessageIdPath):
 def _start(session_id: str | None, body: ChatRunIn, idempotency_key: str | None) -> dict[str, Any]:
     """Accept the run once per `Idempotency-Key` (the same key on any chat route answers the same run)."""
     caller = http.caller(app)
-    request = RunRequest(body.message, body.metadata, body.agent_name, body.if_busy)
+    context = body.slide_context.model_dump(mode="json") if body.slide_context else None
+    request = RunRequest(body.message, body.metadata, body.agent_name, body.if_busy, context)
     return idempotent.once(
         caller,
         Action.WRITE,

@@ -54,7 +54,7 @@ def replace_deck(session_id: SessionIdPath, body: Annotated[SlideDeck, Body()], 
 def put_slide(
     session_id: SessionIdPath, slide_id: SlideIdPath, body: Annotated[SlideIn, Body()], if_match: http.IfMatch = None
 ):
-    slide = Slide(slide_id=slide_id, html=body.html)
+    slide = Slide(slide_id=slide_id, html=body.html, scripts=body.scripts)
     result, created = decks().put_slide(http.caller(app), session_id, slide, if_match=http.parse_if_match(if_match))
     return http.json_response(201 if created else 200, result, {"ETag": http.etag(result["version"])})
 

@@ -39,15 +39,29 @@ def share(table: Any, session_id: str, user: str, permission: str) -> None:
     )
 
 
-def test_a_session_without_a_deck_has_an_empty_one_at_version_0(api: Api) -> None:
+def test_a_session_without_a_deck_has_none_at_version_0(api: Api) -> None:
     session = api.create_session()
     result = api("GET", deck_path(session["session_id"]))
     assert result.status == 200 and result.headers["ETag"] == '"0"'
-    assert result.body == {
-        "session_id": session["session_id"],
-        "slide_deck": {"slides": [], "css": "", "scripts": []},
-        "version": 0,
-    }
+    assert result.body == {"session_id": session["session_id"], "slide_deck": None, "version": 0}
+
+
+def test_a_deck_emptied_of_slides_is_still_a_deck(api: Api) -> None:
+    sid = api.create_session()["session_id"]
+    assert api("PUT", deck_path(sid), body={"slides": [{"slide_id": "only", "html": "<p>x</p>"}]}).status == 200
+    assert api("DELETE", deck_path(sid, "only")).status == 204
+    assert api("GET", deck_path(sid)).body["slide_deck"] == {"slides": [], "css": "", "scripts": [], "slide_count": 0}
+
+
+def test_per_slide_scripts_are_kept_as_sent(api: Api) -> None:
+    sid = api.create_session()["session_id"]
+    deck = {"slides": [{"slide_id": "a", "html": "<p>a</p>", "scripts": "chart('a')"}, {"slide_id": "b", "html": "b"}]}
+    assert api("PUT", deck_path(sid), body=deck).status == 200
+    one = api("PUT", deck_path(sid, "c"), body={"html": "<p>c</p>", "scripts": "animate()"})
+    assert one.status == 201 and one.body["slide"] == {"slide_id": "c", "html": "<p>c</p>", "scripts": "animate()"}
+    slides = api("GET", deck_path(sid)).body["slide_deck"]["slides"]
+    assert slides == [*deck["slides"], {"slide_id": "c", "html": "<p>c</p>", "scripts": "animate()"}]
+    assert api("PUT", deck_path(sid, "d"), body={"html": "x", "scripts": ["not", "a string"]}).status == 422
 
 
 def test_put_replaces_the_deck_and_get_returns_it_as_stored(api: Api, table: Any) -> None:
@@ -57,7 +71,7 @@ def test_put_replaces_the_deck_and_get_returns_it_as_stored(api: Api, table: Any
     put = api("PUT", path, body=DECK, headers={"If-Match": '"0"'})
     # Then it is version 1, returned exactly as sent (HTML untouched), and the session was written to
     assert put.status == 200 and put.headers["ETag"] == '"1"'
-    assert put.body["slide_deck"] == DECK and put.body["version"] == 1
+    assert put.body["slide_deck"] == {**DECK, "slide_count": len(DECK["slides"])} and put.body["version"] == 1
     got = api("GET", path)
     assert got.body == put.body and got.headers["ETag"] == '"1"'
     assert api("GET", path, headers={"If-None-Match": '"1"'}).status == 304
@@ -160,7 +174,7 @@ def test_a_deck_larger_than_an_item_lives_in_s3_and_reads_back_the_same(api: Api
     assert len(api("GET", deck_path(sid)).body["slide_deck"]["slides"]) == 11
     # And a small deck goes back into the item
     api("PUT", deck_path(sid), body=DECK)
-    assert s3_keys() == [] and api("GET", deck_path(sid)).body["slide_deck"] == DECK
+    assert s3_keys() == [] and api("GET", deck_path(sid)).body["slide_deck"] == {**DECK, "slide_count": 2}
 
 
 def test_a_deck_over_the_total_limit_is_413(api: Api) -> None:

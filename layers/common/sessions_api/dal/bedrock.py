@@ -3,6 +3,7 @@ as it is produced, for chat runs)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError as TransportReadTimeout
 
 from sessions_api.dal import clients
-from sessions_api.providers import ModelFailure, ModelReply, ModelRequest
+from sessions_api.providers import ModelFailure, ModelReply, ModelRequest, ToolCall, Turn
 
 # Worth retrying later (503 + Retry-After); anything else is a refusal of this request (502).
 RETRYABLE_CODES = frozenset(
@@ -31,14 +32,54 @@ RETRYABLE_CODES = frozenset(
 _STREAM_READ_ERRORS = (ClientError, BotoCoreError, TransportError, ParserError)
 
 
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    """A turn as Converse's content blocks: tool results first (Converse wants them to answer the calls before
+    anything else is said), then the text, then the tool calls the text announced."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "toolResult": {
+                "toolUseId": result.call_id,
+                "content": [{"json": result.output}],
+                "status": "error" if result.is_error else "success",
+            }
+        }
+        for result in turn.tool_results
+    ]
+    if turn.text:
+        blocks.append({"text": turn.text})
+    blocks += [
+        # Converse takes back only an object: input that was not one is shown as the text the model sent
+        {"toolUse": {"toolUseId": call.call_id, "name": call.name, "input": _as_object(call.input)}}
+        for call in turn.tool_calls
+    ]
+    return blocks
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"unparsed_input": str(value)[:2000]}
+
+
 def _params(request: ModelRequest) -> dict[str, Any]:
     params: dict[str, Any] = {
         "modelId": request.model_id,
-        "messages": [{"role": turn.role, "content": [{"text": turn.text}]} for turn in request.turns],
+        "messages": [{"role": turn.role, "content": _content(turn)} for turn in request.turns],
         "inferenceConfig": {"maxTokens": request.max_output_tokens, "temperature": request.temperature},
     }
     if request.system:
         params["system"] = [{"text": request.system}]
+    if request.tools:
+        params["toolConfig"] = {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "inputSchema": {"json": tool.input_schema},
+                    }
+                }
+                for tool in request.tools
+            ]
+        }
     return params
 
 
@@ -55,9 +96,14 @@ def _failure(exc: Exception) -> ModelFailure:
 
 
 def _reply(
-    model_id: str, text: str, stop_reason: str | None, usage: dict[str, Any], metrics: dict[str, Any]
+    model_id: str,
+    text: str,
+    stop_reason: str | None,
+    usage: dict[str, Any],
+    metrics: dict[str, Any],
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> ModelReply:
-    if not text.strip():
+    if not text.strip() and not tool_calls:
         raise ModelFailure(f"The model returned no text (stop reason {stop_reason})", retryable=False)
     return ModelReply(
         text=text,
@@ -66,7 +112,17 @@ def _reply(
         output_tokens=int(usage.get("outputTokens", 0)),
         latency_ms=metrics.get("latencyMs"),
         stop_reason=stop_reason,
+        tool_calls=tool_calls,
     )
+
+
+def _tool_input(streamed: str) -> Any:
+    """A streamed tool input, its JSON fragments joined; one that is not JSON is kept as the text it was, for
+    the tool to refuse (and the model to be told why)."""
+    try:
+        return json.loads(streamed) if streamed else {}
+    except ValueError:
+        return streamed
 
 
 class BedrockConverseProvider:
@@ -80,12 +136,18 @@ class BedrockConverseProvider:
             raise _failure(exc) from exc
         blocks = ((response.get("output") or {}).get("message") or {}).get("content") or []
         text = "".join(block["text"] for block in blocks if "text" in block).strip()
+        calls = tuple(
+            ToolCall(block["toolUse"]["toolUseId"], block["toolUse"]["name"], block["toolUse"].get("input"))
+            for block in blocks
+            if "toolUse" in block
+        )
         return _reply(
             request.model_id,
             text,
             response.get("stopReason"),
             response.get("usage") or {},
             response.get("metrics") or {},
+            calls,
         )
 
     def converse_stream(self, request: ModelRequest) -> BedrockStream:
@@ -97,8 +159,9 @@ class BedrockConverseProvider:
 
 
 class BedrockStream:
-    """ConverseStream's events as text deltas (tool use and other non-text deltas are skipped); the stop reason
-    comes in `messageStop`, the usage in the last event, `metadata`."""
+    """ConverseStream's events as text deltas; a tool call comes as a `contentBlockStart` naming it, its input
+    as JSON fragments in `contentBlockDelta`s of that block, and is whole at its `contentBlockStop`; the stop
+    reason comes in `messageStop`, the usage in the last event, `metadata`."""
 
     def __init__(self, model_id: str, events: EventStream) -> None:
         self.reply: ModelReply | None = None
@@ -110,12 +173,27 @@ class BedrockStream:
         parts: list[str] = []
         stop_reason: str | None = None
         metadata: dict[str, Any] = {}
+        started: dict[int, dict[str, Any]] = {}  # tool calls by content block, their input so far
+        calls: list[ToolCall] = []
         try:
             for event in self._events:
-                delta = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
-                if delta:
-                    parts.append(delta)
-                    yield delta
+                if "contentBlockStart" in event:
+                    block = event["contentBlockStart"]
+                    tool = block.get("start", {}).get("toolUse")
+                    if tool:
+                        started[block.get("contentBlockIndex", 0)] = {**tool, "input": []}
+                if "contentBlockDelta" in event:
+                    block = event["contentBlockDelta"]
+                    delta = block.get("delta", {})
+                    if delta.get("text"):
+                        parts.append(delta["text"])
+                        yield delta["text"]
+                    if "toolUse" in delta and block.get("contentBlockIndex", 0) in started:
+                        started[block.get("contentBlockIndex", 0)]["input"].append(delta["toolUse"].get("input", ""))
+                if "contentBlockStop" in event:
+                    tool = started.pop(event["contentBlockStop"].get("contentBlockIndex", 0), None)
+                    if tool:
+                        calls.append(ToolCall(tool["toolUseId"], tool["name"], _tool_input("".join(tool["input"]))))
                 if self._closed:
                     return
                 if "messageStop" in event:
@@ -128,7 +206,12 @@ class BedrockStream:
             raise _failure(exc) from exc
         if not self._closed:  # a close after the last event still leaves no reply, as the protocol says
             self.reply = _reply(
-                self._model_id, "".join(parts), stop_reason, metadata.get("usage", {}), metadata.get("metrics", {})
+                self._model_id,
+                "".join(parts),
+                stop_reason,
+                metadata.get("usage", {}),
+                metadata.get("metrics", {}),
+                tuple(calls),
             )
 
     def close(self) -> None:

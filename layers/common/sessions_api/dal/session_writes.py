@@ -368,15 +368,17 @@ def store_deck(
     expected_version: int,
     if_match: bool,
     payload_key: str | None,
+    operations: list[dict[str, Any]],
 ) -> SessionWrite:
-    """The deck at `expected_version + 1`; the session's `deck_version` is what refuses a stale deck."""
+    """The deck at `expected_version + 1`, with `operations` of the writer's own (a run's events and progress);
+    the session's `deck_version` is what refuses a stale deck."""
     expr = Expr().set("deck_version", expected_version + 1)
     if payload_key:
         expr.set("deck_payload_key", payload_key)
     else:
         expr.remove("deck_payload_key")
     expects = Expects(deck_version=expected_version, deck_if_match=if_match)
-    return _plan(session_id, _touch(expr, session_id, moment), expects, puts=[deck_item, event])
+    return _plan(session_id, _touch(expr, session_id, moment), expects, puts=[deck_item, event], operations=operations)
 
 
 def record_export(

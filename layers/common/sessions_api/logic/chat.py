@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.agents import agent_for
+from sessions_api.agents import WRITE_SLIDES, agent_for
 from sessions_api.cursor import CursorCodec
 from sessions_api.dal import keys, partition, payloads, table
 from sessions_api.dal.runs_repo import RunsRepo
@@ -21,10 +21,12 @@ from sessions_api.dal.sessions_repo import visible
 from sessions_api.identity import Caller
 from sessions_api.logic import authorized, policy, turns
 from sessions_api.logic.context import output_allowance
+from sessions_api.logic.decks import Decks
 from sessions_api.logic.messages import message_out
 from sessions_api.logic.policy import Access, Action, Permission
 from sessions_api.logic.sessions import Sessions
 from sessions_api.models.api import CreateSessionIn
+from sessions_api.models.decks import SlideContext
 from sessions_api.models.entities import plain
 from sessions_api.pricing import price_for
 from sessions_api.providers import estimate_tokens
@@ -33,6 +35,12 @@ from sessions_api.settings import Settings
 TITLE_CHARS = 60
 POLL_INTERVAL_SECONDS = 0.25
 FINISHED = ("completed", "error", "cancelled")
+NO_DECK = {"slides": None, "raw_html": None, "replacement_info": None}
+
+
+def _bad_context(detail: str, message: str) -> errors.ValidationFailed:
+    problem = {"field": "body.slide_context", "message": message, "type": "value_error"}
+    return errors.ValidationFailed(detail, errors=[problem])
 
 
 def title_from(message: str) -> str:
@@ -47,10 +55,19 @@ class Chat:
     # -- start ------------------------------------------------------------------------------------------
     def start(self, caller: Caller, session_id: str | None, request: turns.RunRequest) -> dict[str, Any]:
         """Accept a run: `{request_id, session_id, status: "queued", user_message_id}` (None while it waits)."""
+        if request.slide_context is not None and session_id is None:
+            raise _bad_context("slide_context revises a session's deck: name the session", "needs a session_id")
         if session_id is None:
             access = self._temporary_session(caller, request)
         else:
             access = authorized.read(caller, session_id, Action.WRITE)
+        if request.slide_context is not None:
+            if WRITE_SLIDES not in agent_for(request.agent_name or access.session.get("agent_name")).tools:
+                raise _bad_context(
+                    'slide_context revises a deck, which only an agent that writes slides does: agent_name "slides"',
+                    'needs agent_name "slides"',
+                )
+            Decks().check_context(access.session["session_id"], SlideContext.model_validate(request.slide_context))
         self._precheck_budget(access, request)
         return turns.accept(self.settings, caller, access, request)
 
@@ -133,23 +150,38 @@ class Chat:
 
     def _view(self, run: dict[str, Any], events: list[dict[str, Any]], after: int) -> dict[str, Any]:
         data = plain(run)
+        events = plain(events)
         result = None
         if data["status"] == "completed" and data.get("message_id"):
             message = table.get(keys.message_key(data["session_id"], data["message_id"]))
             if message is not None:
                 out = message_out(payloads.resolve([message])[0])
                 result = {"message_id": out["message_id"], "content": out["content"], "usage": data.get("usage")}
+                result |= self._deck_written(data, events) if data.get("deck_version") else NO_DECK
         return {
             "request_id": data["request_id"],
             "session_id": data["session_id"],
             "status": data["status"],
-            "events": plain(events),
-            "last_message_id": max([after, *(event["id"] for event in plain(events))]),
+            "events": events,
+            "last_message_id": max([after, *(event["id"] for event in events)]),
             "result": result,
             "error": data.get("error"),
             "user_message_id": data.get("user_message_id"),
             "message_id": data.get("message_id"),
             "model_id": data.get("model_id"),
+        }
+
+    @staticmethod
+    def _deck_written(run: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+        """The deck a completed run wrote, as its `complete` event tells it (read unless the poll has it; gone
+        with the run's events after their retention, when GET /slides still has the deck)."""
+        last = int(run["last_event"])
+        final = next((event for event in events if event["id"] == last), None)
+        if final is None:
+            final = next(iter(RunsRepo().events(run["session_id"], run["request_id"], after=last - 1, limit=1)), {})
+        found = plain(final)
+        return {name: found.get(name) for name in ("slides", "raw_html")} | {
+            "replacement_info": run.get("replacement_info")
         }
 
     def runs(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Slide decks: read, replace, and put or delete one slide, versioned with ETag / If-Match.
+"""Slide decks: read, replace, and put or delete one slide, versioned with ETag / If-Match; and the deck a
+chat run writes through its `write_slides` tool, on the same path.
 
 The deck is one item (`DECK`) written in the same transaction as the session touch and a history
 event. The session carries `deck_version`, so the transaction's condition on the session item is what
@@ -9,7 +10,9 @@ deleted at once or purged with the session).
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +26,7 @@ from sessions_api.dal.objects import ObjectMissing
 from sessions_api.identity import Caller
 from sessions_api.logic import authorized, policy
 from sessions_api.logic.policy import Access, Action
-from sessions_api.models.decks import Slide, SlideDeck
+from sessions_api.models.decks import Slide, SlideContext, SlideDeck
 from sessions_api.models.entities import plain
 
 # An item holds 400 KB; the rest of the deck item and DynamoDB's attribute overhead need the margin.
@@ -43,6 +46,53 @@ class StoredDeck:
     version: int
 
 
+@dataclass(frozen=True)
+class RunDeck:
+    """The deck a run's `write_slides` call makes of the deck it read (at `base_version`), and which slides it
+    replaced (a revision)."""
+
+    stored: StoredDeck
+    base_version: int
+    replacement_info: dict[str, int] | None
+
+
+def plan_for_run(base: StoredDeck, proposed: Any, context: SlideContext | None) -> RunDeck:
+    """The deck after a run's `write_slides(proposed)` over `base`: the proposal whole, or, revising, in place of
+    the slides `context` names (the deck's css and scripts kept). An invalid proposal or result: 422 (a
+    ValidationFailed naming each broken limit, or PayloadTooLarge)."""
+    written = validate(proposed, "The deck is not a valid deck")
+    replaced = None
+    deck = written
+    if context is not None:
+        start, count = context.indices[0], len(context.indices)
+        if start + count > len(base.deck["slides"]):
+            raise errors.ValidationFailed(
+                f"slide_context names slides {start}-{start + count - 1}, but the deck has {len(base.deck['slides'])}"
+            )
+        slides = [*base.deck["slides"][:start], *written["slides"], *base.deck["slides"][start + count :]]
+        deck = validate({**base.deck, "slides": slides}, "The revised deck would break the deck's limits")
+        replaced = {"start_index": start, "original_count": count, "replacement_count": len(written["slides"])}
+    size = len(encode(deck))
+    if size > MAX_DECK_BYTES:
+        raise errors.PayloadTooLarge(f"The deck would be {size} bytes as JSON; the limit is {MAX_DECK_BYTES}")
+    return RunDeck(StoredDeck(deck, base.version + 1), base.version, replaced)
+
+
+def same_slides(before: dict[str, Any], now: dict[str, Any], context: SlideContext) -> bool:
+    """Whether the slides a revision replaces are still where, and what, they were (so it can be applied to
+    the deck as it is now)."""
+    start, end = context.indices[0], context.indices[-1] + 1
+    return end <= len(now["slides"]) and before["slides"][start:end] == now["slides"][start:end]
+
+
+class DeckConflict(Exception):
+    """The deck changed after the run read it, where the run would have written: nothing was stored."""
+
+    def __init__(self, current: StoredDeck) -> None:
+        super().__init__(f"The deck is at version {current.version}")
+        self.current = current
+
+
 def encode(deck: dict[str, Any]) -> bytes:
     return json.dumps(deck, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -56,6 +106,20 @@ class Decks:
         authorized.read(caller, session_id, Action.READ)
         stored = self.read(session_id)
         return deck_out(session_id, stored)
+
+    def check_context(self, session_id: str, context: SlideContext) -> None:
+        """422 unless the session's deck has the slides a revision names (one read of the deck's item)."""
+        item = self.repo.get(session_id)
+        count = int(item["slide_count"]) if item else 0
+        if context.indices[-1] >= count:
+            raise errors.ValidationFailed(
+                f"slide_context names slide {context.indices[-1]}, but the deck has {count} slides",
+                errors=[{"field": "body.slide_context.indices", "message": f"must be below {count}", "type": "range"}],
+            )
+
+    def for_run(self, session_id: str) -> StoredDeck:
+        """The deck a run starts from (its caller's access is checked again when the run writes)."""
+        return self.read(session_id)
 
     def read(self, session_id: str) -> StoredDeck:
         """The deck as stored (after an access check by the caller); version 0 when there is none."""
@@ -74,7 +138,7 @@ class Decks:
 
     # -- write ----------------------------------------------------------------------------------
     def replace(self, caller: Caller, session_id: str, deck: SlideDeck, *, if_match: int | None) -> dict[str, Any]:
-        new_deck = deck.model_dump(mode="json")
+        new_deck = deck.model_dump(mode="json", exclude_none=True)
 
         def change(_: StoredDeck | None) -> tuple[dict[str, Any], dict[str, Any]]:
             return new_deck, {"change": "replaced"}
@@ -96,9 +160,9 @@ class Decks:
             index = next((i for i, old in enumerate(slides) if old["slide_id"] == slide.slide_id), None)
             created = index is None
             if index is None:
-                slides.append(slide.model_dump(mode="json"))
+                slides.append(slide.model_dump(mode="json", exclude_none=True))
             else:
-                slides[index] = slide.model_dump(mode="json")
+                slides[index] = slide.model_dump(mode="json", exclude_none=True)
             deck["slides"] = slides
             validate(deck)
             return deck, {"change": "slide_added" if created else "slide_replaced", "slide_id": slide.slide_id}
@@ -107,7 +171,7 @@ class Decks:
         position = next(i for i, old in enumerate(stored.deck["slides"]) if old["slide_id"] == slide.slide_id)
         body = {
             "session_id": session_id,
-            "slide": slide.model_dump(mode="json"),
+            "slide": slide.model_dump(mode="json", exclude_none=True),
             "position": position,
             "version": stored.version,
         }
@@ -142,10 +206,40 @@ class Decks:
                 raise policy.precondition_failed(f"The deck of session {session_id}", if_match, expected)
             deck, details = change(current)
             try:
-                return self._store(caller, access, deck, details, expected=expected, if_match=if_match)
+                return self._store(caller, access, deck, details, expected=expected, if_match=if_match is not None)
             except policy.Moved:
                 continue
         raise errors.Conflict(f"The deck of session {session_id} keeps changing; retry")
+
+    def store_for_run(
+        self,
+        caller: Caller,
+        session_id: str,
+        planned: RunDeck,
+        *,
+        request_id: str,
+        alongside: list[dict[str, Any]],
+    ) -> None:
+        """Store the deck a run planned over the deck it read (`planned.base_version`), as `caller` (who started
+        the run), with the run's own operations `alongside` in the same transaction: never over a deck
+        changed meanwhile (DeckConflict, with the deck as it is now), and not at all once those fail."""
+        access = authorized.read(caller, session_id, Action.WRITE)
+        details: dict[str, Any] = {"change": "revised" if planned.replacement_info else "written"}
+        if planned.replacement_info:
+            details["replacement_info"] = planned.replacement_info
+        try:
+            self._store(
+                caller,
+                access,
+                planned.stored.deck,
+                {**details, "request_id": request_id},
+                expected=planned.base_version,
+                if_match=True,
+                event_type="deck_written",
+                alongside=alongside,
+            )
+        except errors.PreconditionFailed:
+            raise DeckConflict(self.read(session_id)) from None
 
     def _store(
         self,
@@ -155,7 +249,9 @@ class Decks:
         details: dict[str, Any],
         *,
         expected: int,
-        if_match: int | None,
+        if_match: bool,
+        event_type: str = "slides_updated",
+        alongside: list[dict[str, Any]] | None = None,
     ) -> StoredDeck:
         session = access.session
         session_id = session["session_id"]
@@ -181,7 +277,7 @@ class Decks:
             fields["deck"] = deck
         event = items.event(
             session_id,
-            "slides_updated",
+            event_type,
             caller.user_id,
             at,
             version=version,
@@ -194,8 +290,9 @@ class Decks:
             event,
             moment=moment,
             expected_version=expected,
-            if_match=if_match is not None,
+            if_match=if_match,
             payload_key=payload_key,
+            operations=alongside or [],
         )
         try:
             authorized.write(caller, Action.WRITE, change, access=access)
@@ -209,17 +306,56 @@ class Decks:
         return StoredDeck(deck, version)
 
 
-def validate(deck: dict[str, Any]) -> None:
-    """A deck assembled from stored slides and a new one still keeps the deck limits (422 otherwise)."""
+def validate(deck: Any, problem: str = "The deck would break its limits") -> dict[str, Any]:
+    """The deck as stored, if it keeps the deck's shape and limits (422 naming each broken one otherwise)."""
     try:
-        SlideDeck.model_validate(deck)
+        return SlideDeck.model_validate(deck).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         details = [
             {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"], "type": error["type"]}
             for error in exc.errors()
         ]
-        raise errors.ValidationFailed("The deck would break its limits", errors=details) from exc
+        raise errors.ValidationFailed(problem, errors=details) from exc
 
 
 def deck_out(session_id: str, stored: StoredDeck) -> dict[str, Any]:
-    return {"session_id": session_id, "slide_deck": stored.deck, "version": stored.version}
+    """The deck as GET answers it: `slide_deck: null` while there is none."""
+    return {
+        "session_id": session_id,
+        "slide_deck": with_count(stored) if stored.version else None,
+        "version": stored.version,
+    }
+
+
+def with_count(stored: StoredDeck) -> dict[str, Any]:
+    return {**stored.deck, "slide_count": len(stored.deck["slides"])}
+
+
+def outline(deck: dict[str, Any]) -> list[str]:
+    """Each slide as its position, id and heading (its first line of text), for a model to see the deck by."""
+    return [f"{index}. [{slide['slide_id']}] {_heading(slide['html'])}" for index, slide in enumerate(deck["slides"])]
+
+
+def titles(deck: dict[str, Any]) -> list[str]:
+    return [_heading(slide["html"]) for slide in deck["slides"]]
+
+
+def raw_html(deck: dict[str, Any], *, title: str) -> str:
+    """The deck as one standalone HTML document: its slides and its CSS (never its scripts)."""
+    sections = "\n".join(
+        f'<section class="slide" data-slide-id="{html.escape(slide["slide_id"])}">\n{slide["html"]}\n</section>'
+        for slide in deck["slides"]
+    )
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>\n{deck.get('css', '')}\n</style>\n</head>\n"
+        f"<body>\n{sections}\n</body>\n</html>\n"
+    )
+
+
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _heading(slide_html: str) -> str:
+    text = " ".join(html.unescape(_TAG.sub(" ", slide_html)).split())
+    return text[:80] or "(no text)"

@@ -11,24 +11,43 @@ lease lapses; the retry of its stream record, or else the schedule, takes it ove
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.agents import agent_for
+from sessions_api.agents import WRITE_SLIDES, agent_for, tools_of
 from sessions_api.dal import items, payloads, session_writes, table
 from sessions_api.dal.messages_repo import MessagesRepo
 from sessions_api.dal.runs_repo import RunsRepo
 from sessions_api.dal.session_writes import Usage
 from sessions_api.dal.sessions_repo import SessionsRepo, put, visible
-from sessions_api.logic import turns
-from sessions_api.logic.context import CONTEXT_MESSAGES, build_context, output_allowance, to_turns
+from sessions_api.identity import Caller
+from sessions_api.logic import decks, turns
+from sessions_api.logic.context import (
+    CONTEXT_MESSAGES,
+    build_context,
+    output_allowance,
+    to_turns,
+)
+from sessions_api.logic.decks import DeckConflict, Decks, RunDeck, StoredDeck
+from sessions_api.models.decks import SlideContext
 from sessions_api.models.entities import plain
 from sessions_api.observability import logger
 from sessions_api.pricing import price_for
-from sessions_api.providers import ModelFailure, ModelProvider, ModelRequest, ModelStream
+from sessions_api.providers import (
+    ModelFailure,
+    ModelProvider,
+    ModelRequest,
+    ModelStream,
+    ToolCall,
+    ToolResult,
+    Turn,
+    estimate_tokens,
+)
 from sessions_api.settings import Settings
 
 # Deltas are written at most this often, or sooner once this much text is waiting.
@@ -36,6 +55,10 @@ FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 4096
 # The worker ends its run this long before its own timeout, rather than be killed mid-write.
 STOP_MARGIN_MS = 10_000
+# A run asks the model at most this often: a deck, the deck again after a refusal, then what it made.
+MAX_MODEL_CALLS = 4
+# A deck shown in an event only up to this size (an item holds 400 KB); a larger one is read at GET /slides.
+EVENT_DECK_BYTES = 128 * 1024
 
 
 def new_worker_id() -> str:
@@ -104,6 +127,8 @@ class Execution:
         self.agent_name: str | None = run.get("agent_name")  # the session's, once the run has read it
         self.model_id: str | None = None
         self.turn_renewed = time.monotonic()
+        self.renewing_turn = False
+        self.slides: SlideWork | None = None  # the run's `write_slides` tool, when its agent has it
 
     # -- the run ----------------------------------------------------------------------------------------
     def go(self, provider: ModelProvider) -> None:
@@ -124,8 +149,15 @@ class Execution:
             for item in MessagesRepo().newest(self.session_id, limit=CONTEXT_MESSAGES + 1)
             if item["message_id"] != self.run.get("user_message_id")
         ]
+        tools = tools_of(agent)
+        if tools:
+            self.slides = SlideWork(self, stored["title"])
         system, chosen = build_context(agent, history, message)
-        context = to_turns(system, payloads.resolve(chosen), message)
+        context = to_turns(
+            self.slides.system(system) if self.slides else system,
+            payloads.resolve(chosen),
+            self.slides.prompt(message) if self.slides else message,
+        )
         try:
             allowance = output_allowance(stored, agent, price, context.input_tokens)
         except errors.InsufficientBalance as refused:
@@ -137,34 +169,62 @@ class Execution:
             turns=context.turns,
             max_output_tokens=allowance,
             temperature=agent.temperature,
+            tools=tools,
         )
-        try:
-            stream = provider.converse_stream(request)
-            if not self._relay(stream):
+        input_tokens = output_tokens = 0
+        answered_by = model_id
+        for _ in range(MAX_MODEL_CALLS):
+            try:
+                stream = provider.converse_stream(request)
+                if not self._relay(stream):
+                    return
+            except ModelFailure as failure:
+                # The provider's own message can name accounts and roles: it goes to the log, not the conversation.
+                logger.warning("Model failed", extra={"code": failure.code, "reason": failure.reason})
+                self.fail(failure.code, "The model could not answer", retryable=failure.retryable)
                 return
-        except ModelFailure as failure:
-            # The provider's own message can name accounts and roles: it goes to the log, not the conversation.
-            logger.warning("Model failed", extra={"code": failure.code, "reason": failure.reason})
-            self.fail(failure.code, "The model could not answer", retryable=failure.retryable)
-            return
-        reply = stream.reply
-        assert reply is not None
+            reply = stream.reply
+            assert reply is not None
+            input_tokens, output_tokens = input_tokens + reply.input_tokens, output_tokens + reply.output_tokens
+            answered_by = reply.model_id
+            if not reply.tool_calls or self.slides is None:
+                break
+            results = self.slides.answer(reply.tool_calls)
+            if results is None:
+                return  # the run ended (a second refused deck, or it stopped being this worker's)
+            answered = [Turn("assistant", reply.text, reply.tool_calls), Turn("user", "", tool_results=tuple(results))]
+            spent = {
+                **stored,
+                "billed_tokens": int(stored.get("billed_tokens", 0)) + input_tokens + output_tokens,
+                "cost_usd": float(stored.get("cost_usd", 0)) + price.cost(input_tokens, output_tokens),
+            }
+            asked = context.input_tokens + output_tokens + sum(estimate_tokens(json.dumps(r.output)) for r in results)
+            try:
+                allowance = output_allowance(spent, agent, price, asked)
+            except errors.InsufficientBalance:
+                break  # the budget is spent: the run ends with what was said and done
+            request = dataclasses.replace(request, turns=[*request.turns, *answered], max_output_tokens=allowance)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        usage = Usage(reply.input_tokens, reply.output_tokens, price.cost(reply.input_tokens, reply.output_tokens))
+        usage = Usage(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
         usage_out = {
-            "input_tokens": reply.input_tokens,
-            "output_tokens": reply.output_tokens,
-            "total_tokens": reply.input_tokens + reply.output_tokens,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
             "cost_usd": usage.cost_usd,
         }
         content = "".join(self.text)
+        record = {"usage": usage_out, "model_id": answered_by}
+        complete = {"type": "complete", "usage": usage_out}
+        if self.slides is not None:
+            record |= self.slides.record_fields()
+            complete |= self.slides.written_fields()
         self._end(
             turns.Ending(
                 "completed",
-                self._reply(content, model_id=reply.model_id, token_count=reply.output_tokens, elapsed_ms=elapsed_ms),
-                {"type": "complete", "usage": usage_out},
+                self._reply(content, model_id=answered_by, token_count=output_tokens, elapsed_ms=elapsed_ms),
+                complete,
                 usage,
-                {"usage": usage_out, "model_id": reply.model_id},
+                record,
             )
         )
 
@@ -190,35 +250,54 @@ class Execution:
         return self._flush(pending)
 
     def _flush(self, pending: list[str]) -> bool:
-        """One transaction: the pending deltas as one event, the run's count and lease, the turn's lease."""
+        """The pending deltas as one event."""
         if not pending:
             return True
+        return self.emit([{"type": "assistant", "delta": "".join(pending), "message_id": self.reply_id}])
+
+    def emit(self, events: list[dict[str, Any]]) -> bool:
+        """The events in one transaction with the run's progress; False when the run is not this worker's any
+        more (cancelled, or taken over), which writes nothing more."""
+        try:
+            self.repo.write(self.event_operations(events))
+        except table.TransactionCancelled:
+            return False
+        self.emitted(events)
+        return True
+
+    def event_operations(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The operations that store `events`, numbered on: their items, the run's count and lease (only while
+        this worker runs it), and now and then the turn's lease."""
         now = timeutil.epoch_seconds(timeutil.now())
         lease = now + self.settings.run_lease_seconds
-        number = self.last_event + 1
-        event = {"type": "assistant", "delta": "".join(pending), "message_id": self.reply_id, "at": timeutil.now_iso()}
         ttl = now + self.settings.run_events_retention_hours * 3600
+        at = timeutil.now_iso()
         operations = [
-            put(items.run_event(self.session_id, self.request_id, number, event, ttl=ttl)),
+            put(
+                items.run_event(self.session_id, self.request_id, self.last_event + number, event | {"at": at}, ttl=ttl)
+            )
+            for number, event in enumerate(events, start=1)
+        ]
+        operations.append(
             self.repo.progress(
                 self.session_id,
                 self.request_id,
                 worker=self.worker,
                 last_event=self.last_event,
-                added=1,
+                added=len(events),
                 lease_until=lease,
-            ),
-        ]
-        if time.monotonic() - self.turn_renewed >= self.settings.run_lease_seconds / 3:
+            )
+        )
+        self.renewing_turn = time.monotonic() - self.turn_renewed >= self.settings.run_lease_seconds / 3
+        if self.renewing_turn:
             operations.append(session_writes.renew_turn(self.session_id, self.request_id, lease))
-        try:
-            self.repo.write(operations)
-        except table.TransactionCancelled:
-            return False  # cancelled, or taken over: this worker writes nothing more
-        self.last_event = number
-        if len(operations) == 3:
+        return operations
+
+    def emitted(self, events: list[dict[str, Any]]) -> None:
+        """The last `event_operations(events)` committed."""
+        self.last_event += len(events)
+        if self.renewing_turn:
             self.turn_renewed = time.monotonic()
-        return True
 
     # -- endings ------------------------------------------------------------------------------------------
     def fail(self, code: str, detail: str, *, retryable: bool = False) -> None:
@@ -256,3 +335,167 @@ class Execution:
             turns.end(self.settings, {**self.run, "last_event": self.last_event}, ending, worker=self.worker)
         except turns.RunChanged:
             logger.info("Run ended elsewhere", extra={"request_id": self.request_id})  # a cancel got there first
+
+
+class SlideWork:
+    """A run's `write_slides` tool: the deck the run starts from, the model's calls planned and stored through
+    `logic/decks.py` (each with its events, in one transaction), and what the run's end says about the deck.
+
+    A refused call (an invalid deck, or one that would overwrite a change made since the run read the deck)
+    is answered to the model, which may try once more; a second refusal ends the run `error`.
+    """
+
+    def __init__(self, execution: Execution, title: str) -> None:
+        self.execution = execution
+        self.title = title
+        self.decks = Decks()
+        self.base: StoredDeck = self.decks.for_run(execution.session_id)
+        found = execution.run.get("slide_context")
+        self.context = SlideContext.model_validate(plain(found)) if found else None
+        self.written: RunDeck | None = None
+        self.refused = 0
+
+    # -- what the model sees ------------------------------------------------------------------------------
+    def system(self, prompt: str) -> str:
+        if not self.base.version:
+            return f"{prompt}\n\nThe session has no deck yet."
+        lines = "\n".join(decks.outline(self.base.deck))
+        return f"{prompt}\n\nThe session's deck now (position, [slide_id], first words):\n{lines}"
+
+    def prompt(self, message: str) -> str:
+        """The user's message, and the slides to revise as the client showed them."""
+        if self.context is None:
+            return message
+        slides = self.base.deck["slides"]
+        shown = "\n".join(
+            f'<slide index="{index}" id="{slides[index]["slide_id"] if index < len(slides) else f"slide-{index + 1}"}">'
+            f"\n{html}\n</slide>"
+            for index, html in zip(self.context.indices, self.context.slide_htmls, strict=True)
+        )
+        first, last = self.context.indices[0], self.context.indices[-1]
+        return (
+            f"{message}\n\n<slide_context>\nRevise only slides {first} to {last} (0-based) of the "
+            f"{len(slides)}-slide deck: call write_slides with their replacements only, in order. They are now:"
+            f"\n{shown}\n</slide_context>"
+        )
+
+    # -- the tool -------------------------------------------------------------------------------------------
+    def answer(self, calls: tuple[ToolCall, ...]) -> list[ToolResult] | None:
+        """Each call's result for the model; None once the run has ended (a second refusal, a lost run)."""
+        execution = self.execution
+        results = []
+        for call in calls:
+            if not execution.emit([{"type": "tool_call", "tool": call.name, "input": _shown(call.input)}]):
+                return None
+            output = self._write(call) if call.name == WRITE_SLIDES else _refusal("unknown_tool", "No such tool")
+            if output is None:
+                return None
+            refused = output["status"] != "written"
+            if refused:
+                if not execution.emit([{"type": "tool_result", "tool": call.name, "output": output}]):
+                    return None
+                self.refused += 1
+                if self.refused > 1:
+                    execution.fail(output["code"], output["error"])
+                    return None
+            results.append(ToolResult(call.call_id, output, is_error=refused))
+        return results
+
+    def _write(self, call: ToolCall) -> dict[str, Any] | None:
+        """Plan and store the deck the call proposes, with its `tool_result` and `slides` events; the output
+        the model is told, or None when the run is not this worker's any more."""
+        execution = self.execution
+        caller = Caller(execution.run["created_by"])
+        base = self.base
+        for attempt in range(2):
+            try:
+                planned = decks.plan_for_run(base, call.input, self.context)
+            except errors.ValidationFailed as invalid:
+                return _refusal("invalid_deck", invalid.detail, invalid.errors)
+            except errors.PayloadTooLarge as oversize:
+                return _refusal("invalid_deck", oversize.detail)
+            output = {
+                "status": "written",
+                "version": planned.stored.version,
+                "slide_count": len(planned.stored.deck["slides"]),
+                "titles": decks.titles(planned.stored.deck),
+            }
+            if planned.replacement_info:
+                output["replacement_info"] = planned.replacement_info
+            events = [
+                {"type": "tool_result", "tool": call.name, "output": output},
+                {"type": "slides", "version": planned.stored.version, **self._deck_fields(planned, "slide_deck")},
+            ]
+            try:
+                self.decks.store_for_run(
+                    caller,
+                    execution.session_id,
+                    planned,
+                    request_id=execution.request_id,
+                    alongside=execution.event_operations(events),
+                )
+            except DeckConflict as conflict:
+                if (
+                    attempt
+                    or self.context is None
+                    or not decks.same_slides(base.deck, conflict.current.deck, self.context)
+                ):
+                    return _refusal(
+                        "deck_conflict",
+                        f"The deck was changed (now version {conflict.current.version}) after this run read it; "
+                        "nothing was written",
+                        outline=decks.outline(conflict.current.deck),
+                    )
+                base = conflict.current  # the slides it revises are untouched: revise them in the deck as it is now
+                continue
+            except errors.Conflict as refused:
+                # The session closed, or the run is not this worker's any more (then the end is refused too).
+                execution.fail("deck_not_written", refused.detail)
+                return None
+            except (errors.SessionNotFound, errors.SessionNotAccessible) as gone:
+                execution.fail("session_not_accessible", gone.detail)
+                return None
+            execution.emitted(events)
+            self.base, self.written = planned.stored, planned
+            return output
+        raise AssertionError("unreachable")
+
+    # -- what the run's end says ----------------------------------------------------------------------------
+    def written_fields(self) -> dict[str, Any]:
+        """The `complete` event's deck: `slides`, `raw_html`, `replacement_info` (none when nothing was written)."""
+        if self.written is None:
+            return {}
+        fields = self._deck_fields(self.written, "slides")
+        if fields["slides"] is not None:
+            fields["raw_html"] = decks.raw_html(self.written.stored.deck, title=self.title)
+        return {**fields, "replacement_info": self.written.replacement_info}
+
+    def record_fields(self) -> dict[str, Any]:
+        """What the run's own record keeps of its deck."""
+        if self.written is None:
+            return {}
+        return {"deck_version": self.written.stored.version, "replacement_info": self.written.replacement_info}
+
+    def _deck_fields(self, planned: RunDeck, name: str) -> dict[str, Any]:
+        shown = decks.with_count(planned.stored)
+        if len(json.dumps(shown, ensure_ascii=False).encode()) > EVENT_DECK_BYTES:
+            return {name: None, "deck_url": f"/api/v1/sessions/{self.execution.session_id}/slides"}
+        return {name: shown}
+
+
+def _refusal(code: str, detail: str, problems: Any = None, **more: Any) -> dict[str, Any]:
+    output: dict[str, Any] = {"status": "conflict" if code == "deck_conflict" else "refused", "code": code}
+    output["error"] = detail
+    if problems:
+        output["errors"] = problems[:20]
+    return output | more
+
+
+def _shown(value: Any) -> Any:
+    """A tool call's input as its event shows it: whole, unless it would not fit an event."""
+    if len(json.dumps(value, ensure_ascii=False, default=str).encode()) <= EVENT_DECK_BYTES:
+        return value
+    return {
+        "omitted": "too large for an event",
+        "slide_count": len(value.get("slides") or []) if isinstance(value, dict) else None,
+    }

@@ -39,6 +39,7 @@ class RunRequest:
     metadata: dict[str, str] | None
     agent_name: str | None
     if_busy: str = "reject"
+    slide_context: dict[str, Any] | None = None  # the slides a revision replaces (models.decks.SlideContext)
 
 
 def user_message(session_id: str, run: dict[str, Any], *, at: str) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
             "message": request.message,
             "metadata": request.metadata or None,
             "agent_name": request.agent_name,
+            "slide_context": request.slide_context,
             "if_busy": request.if_busy,
             "last_event": 0,
         }

@@ -22,13 +22,18 @@ Css = Annotated[Text, StringConstraints(max_length=MAX_CSS_CHARS)]
 Script = Annotated[Text, StringConstraints(max_length=MAX_SCRIPT_CHARS)]
 
 
+SLIDE_SCRIPTS_DESCRIPTION = "This slide's script: kept with it, never run by the API, left out of every export"
+
+
 class SlideIn(StrictModel):
     html: SlideHtml = Field(description="Stored as given and never executed by the API")
+    scripts: Script | None = Field(default=None, description=SLIDE_SCRIPTS_DESCRIPTION)
 
 
 class Slide(StrictModel):
     slide_id: SlideId
     html: SlideHtml = Field(description="Stored as given and never executed by the API")
+    scripts: Script | None = Field(default=None, description=SLIDE_SCRIPTS_DESCRIPTION)
 
 
 class SlideDeck(StrictModel):
@@ -48,10 +53,30 @@ class SlideDeck(StrictModel):
         return self
 
 
+class SlideDeckOut(SlideDeck):
+    slide_count: int
+
+
 class DeckOut(BaseModel):
     session_id: str
-    slide_deck: SlideDeck
+    slide_deck: SlideDeckOut | None = Field(description="null while the session has no deck")
     version: int = Field(description="The deck's version (also its ETag); 0 while the session has no deck")
+
+
+class SlideContext(StrictModel):
+    """The slides a chat revises (seed 000's shape): their 0-based positions, one run of consecutive ones, and
+    their HTML as the client shows them."""
+
+    indices: Annotated[list[Annotated[int, Field(ge=0, lt=MAX_SLIDES)]], Field(min_length=1, max_length=MAX_SLIDES)]
+    slide_htmls: Annotated[list[SlideHtml], Field(min_length=1, max_length=MAX_SLIDES)]
+
+    @model_validator(mode="after")
+    def _one_run(self) -> SlideContext:
+        if self.indices != list(range(self.indices[0], self.indices[0] + len(self.indices))):
+            raise ValueError("indices must be consecutive positions in ascending order, e.g. [2, 3, 4]")
+        if len(self.slide_htmls) != len(self.indices):
+            raise ValueError("slide_htmls must hold one HTML string for each index")
+        return self
 
 
 class SlideOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Discriminator, Field, StrictBool, Tag
 
 from sessions_api.ids import SESSION_ID_PATTERN
+from sessions_api.models.decks import SlideContext, SlideDeckOut
 from sessions_api.models.types import JsonInt, Metadata, ModelId, Name, StrictModel, Text
 
 MAX_CONTENT_CHARS = 100_000
@@ -90,6 +91,10 @@ class ChatRunIn(ChatIn):
     """A chat as a run (async, stream): what a session's chat takes, and what to do while another runs."""
 
     agent_name: Name | None = Field(default=None, description="The agent for this chat (default: the session's)")
+    slide_context: SlideContext | None = Field(
+        default=None,
+        description="Revise only these slides of the deck (needs an agent that writes slides, e.g. `slides`)",
+    )
     if_busy: IfBusy = Field(
         default="reject",
         description="While another run holds the session: `reject` (409 session_busy), `enqueue` (run after it, "
@@ -117,10 +122,19 @@ class RunEvent(BaseModel):
     model_config = {"extra": "allow"}
 
 
+class ReplacementInfo(BaseModel):
+    start_index: int
+    original_count: int
+    replacement_count: int
+
+
 class RunResult(BaseModel):
     message_id: str
     content: str
     usage: dict[str, Any] | None = None
+    slides: SlideDeckOut | None = Field(default=None, description="The whole deck, when the run wrote it")
+    raw_html: str | None = Field(default=None, description="The deck as one standalone HTML document (no scripts)")
+    replacement_info: ReplacementInfo | None = Field(default=None, description="Which slides a revision replaced")
 
 
 class RunPoll(BaseModel):

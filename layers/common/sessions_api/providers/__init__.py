@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sessions_api.settings import Settings
 
@@ -22,9 +22,34 @@ def estimate_tokens(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A tool the model may call: its input is a JSON object that `input_schema` (JSON Schema) describes."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    call_id: str
+    name: str
+    input: Any  # what the model sent: a JSON object when it kept to the schema's shape, else anything
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    output: dict[str, Any]
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
 class Turn:
     role: TurnRole
     text: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn's calls
+    tool_results: tuple[ToolResult, ...] = ()  # the user turn after it answers each of them
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,7 @@ class ModelRequest:
     turns: list[Turn]  # alternating, starting and ending with a user turn
     max_output_tokens: int
     temperature: float = 0.5
+    tools: tuple[Tool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,7 @@ class ModelReply:
     output_tokens: int
     latency_ms: int | None = None
     stop_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()  # the model wants these run, and their results, before it goes on
 
 
 class ModelFailure(Exception):
@@ -58,8 +85,8 @@ class ModelFailure(Exception):
 
 class ModelStream(Protocol):
     """A reply as it is produced: iterating yields text deltas (str, never empty); once exhausted, `reply` is
-    the whole reply (text, usage, stop reason). `close()` stops reading early (a cancelled run) and frees the
-    connection; after it, `reply` is None. A failure before or during the stream raises ModelFailure."""
+    the whole reply (text, tool calls, usage, stop reason). `close()` stops reading early (a cancelled run)
+    and frees the connection; after it, `reply` is None. A failure before or during the stream raises ModelFailure."""
 
     reply: ModelReply | None
 

@@ -2,6 +2,7 @@
 
 It streams too, a few words a chunk with a pause between chunks, so streaming, polling and cancelling can be
 watched offline. `[stream N]` in the last user turn (1 ≤ N ≤ 20,000) adds N generated words to the answer.
+Offered `write_slides`, it writes decks as `local_slides` says.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 
-from sessions_api.providers import ModelReply, ModelRequest, estimate_tokens
+from sessions_api.providers import ModelReply, ModelRequest, ToolCall, estimate_tokens, local_slides
 
 LOCAL_MODEL_ID = "local-echo"
 WORDS_PER_CHUNK = 4
@@ -35,15 +36,35 @@ def reply_text(request: ModelRequest) -> str:
     return text
 
 
-def _reply(request: ModelRequest, text: str, started: float) -> ModelReply:
+def answer(request: ModelRequest) -> tuple[str, tuple[ToolCall, ...]]:
+    """The text and the tool calls of the answer: a slide deck when `write_slides` is offered and the last
+    turn asks (or a tool's refusal asks again), what was made once the tool has answered; else the echo."""
+    last = request.turns[-1]
+    if not any(tool.name == "write_slides" for tool in request.tools):
+        return reply_text(request), ()
+    refused = [result for result in last.tool_results if result.is_error and result.output.get("status") != "conflict"]
+    if last.tool_results and not refused:
+        return local_slides.summary(last.tool_results[0].output), ()
+    asked = next(turn for turn in reversed(request.turns) if turn.role == "user" and not turn.tool_results)
+    text, call = local_slides.slide_call(
+        ModelRequest(request.model_id, request.system, [asked], request.max_output_tokens),
+        f"tooluse_local_{len(request.turns)}",
+    )
+    return text, (call,)
+
+
+def _reply(request: ModelRequest, text: str, started: float, calls: tuple[ToolCall, ...] = ()) -> ModelReply:
     prompt = request.system + "".join(turn.text for turn in request.turns)
     return ModelReply(
         text=text,
         model_id=LOCAL_MODEL_ID,
         input_tokens=estimate_tokens(prompt),
-        output_tokens=min(estimate_tokens(text), request.max_output_tokens),
+        output_tokens=min(
+            estimate_tokens(text + "".join(str(call.input) for call in calls)), request.max_output_tokens
+        ),
         latency_ms=int((time.perf_counter() - started) * 1000),
-        stop_reason="end_turn",
+        stop_reason="tool_use" if calls else "end_turn",
+        tool_calls=calls,
     )
 
 
@@ -58,7 +79,7 @@ class LocalEchoStream:
         self._closed = False
 
     def __iter__(self) -> Iterator[str]:
-        text = reply_text(self._request)
+        text, calls = answer(self._request)
         words = _WORD.findall(text)
         for start in range(0, len(words), WORDS_PER_CHUNK):
             if start:
@@ -67,7 +88,7 @@ class LocalEchoStream:
                 return
             yield "".join(words[start : start + WORDS_PER_CHUNK])
         if not self._closed:  # a close after the last chunk still leaves no reply, as the protocol says
-            self.reply = _reply(self._request, text, self._started)
+            self.reply = _reply(self._request, text, self._started, calls)
 
     def close(self) -> None:
         self._closed = True
@@ -89,7 +110,8 @@ class LocalEchoProvider:
         started = time.perf_counter()
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
-        return _reply(request, reply_text(request), started)
+        text, calls = answer(request)
+        return _reply(request, text, started, calls)
 
     def converse_stream(self, request: ModelRequest) -> LocalEchoStream:
         started = time.perf_counter()
