@@ -293,3 +293,94 @@ def test_an_editor_s_run_writes_the_deck_as_the_editor(api: Api) -> None:
     assert deck_of(api, sid)["slide_deck"]["slide_count"] == 2
     written = [event for event in history_of(api, sid) if event["type"] == "deck_written"]
     assert written[-1]["actor"] == "bob"
+
+
+def test_a_bedrock_run_calls_the_tool_and_returns_its_result_to_the_model(
+    api: Api, no_chat_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+    from moto.core import botocore_stubber
+
+    from sessions_api.dal import clients
+    from sessions_api.dal.bedrock import BedrockConverseProvider
+    from tests.unit.test_model_streaming import END, START, Body, text_delta, tool_use_frames
+
+    # Given Bedrock that first calls write_slides (its input in fragments), then says what it made
+    deck = {"slides": [{"slide_id": "t1", "html": "<h1>Tides</h1>"}, {"slide_id": "t2", "html": "<h2>Moon</h2>"}]}
+    encoded = json.dumps(deck)
+    answers = [
+        Body(
+            [START, text_delta("Writing."), *tool_use_frames("tooluse_1", "write_slides", [encoded[:9], encoded[9:]])]
+        ),
+        Body([START, text_delta(" Two slides on tides."), *END]),
+    ]
+    sent: list[dict[str, Any]] = []
+
+    def respond(request: Any, **_: Any) -> AWSResponse:
+        sent.append(json.loads(request.body))
+        headers = HTTPHeaders.from_dict({"content-type": "application/vnd.amazon.eventstream"})
+        return AWSResponse("https://bedrock-runtime.invalid", 200, headers, answers[len(sent) - 1])
+
+    # moto has no ConverseStream: it lets Bedrock's requests pass to the fake Bedrock here
+    real_passthrough = botocore_stubber.passthrough_service
+    monkeypatch.setattr(
+        botocore_stubber,
+        "passthrough_service",
+        lambda service: service == "bedrockruntime" or real_passthrough(service),
+    )
+    clients.reset()
+    clients.bedrock_runtime().meta.events.register_first("before-send.bedrock-runtime.ConverseStream", respond)
+    try:
+        sid = deck_session(api)
+        request_id = accept_only(api, sid, "Two slides on tides")
+        run_once(sid, request_id, BedrockConverseProvider())
+    finally:
+        clients.reset()
+    # Then the deck is the model's, and the model was given the tool's result for its call
+    assert deck_of(api, sid)["slide_deck"]["slides"] == deck["slides"]
+    assert len(sent) == 2 and sent[0]["toolConfig"] == sent[1]["toolConfig"]
+    call, result = sent[1]["messages"][-2:]
+    assert call["content"][-1]["toolUse"] == {"toolUseId": "tooluse_1", "name": "write_slides", "input": deck}
+    (answer,) = result["content"]
+    assert answer["toolResult"]["toolUseId"] == "tooluse_1" and answer["toolResult"]["status"] == "success"
+    assert answer["toolResult"]["content"][0]["json"]["status"] == "written"
+    # And the run's reply is everything the model said, its usage both calls'
+    run = finished(api, request_id)
+    assert run["status"] == "completed" and run["result"]["content"] == "Writing. Two slides on tides."
+    assert run["result"]["usage"]["input_tokens"] == 50 + 21 and run["result"]["usage"]["output_tokens"] == 40 + 7
+
+
+def test_a_forty_slide_generated_deck_exports_to_pptx_and_pdf(api: Api) -> None:
+    import io
+
+    import boto3
+    from pptx import Presentation
+    from pypdf import PdfReader
+
+    sid = deck_session(api)
+    assert run_to_end(api, sid, "Make 40 slides about the history of computing")["status"] == "completed"
+    assert deck_of(api, sid)["slide_deck"]["slide_count"] == 40
+    for export_format in ("pptx", "pdf"):
+        made = api("POST", f"{BASE}/{sid}/export", body={"format": export_format})
+        assert made.status == 201, made.body
+        assert made.body["slide_count"] == 40
+        bucket = boto3.client("s3")
+        listed = bucket.list_objects_v2(Bucket=_bucket())["Contents"]
+        key = next(item["Key"] for item in listed if item["Key"].endswith(f"{made.body['export_id']}.{export_format}"))
+        data = bucket.get_object(Bucket=_bucket(), Key=key)["Body"].read()
+        if export_format == "pptx":
+            presentation = Presentation(io.BytesIO(data))
+            assert len(presentation.slides) == 40
+            assert presentation.slides[0].shapes.title.text == "The history of computing"
+            assert presentation.slides[39].shapes.title.text == "The history of computing: part 39"
+        else:
+            pages = PdfReader(io.BytesIO(data)).pages
+            assert len(pages) == 40
+            assert "The history of computing" in pages[0].extract_text()
+            assert "Why it matters" in pages[1].extract_text()
+
+
+def _bucket() -> str:
+    import os
+
+    return os.environ["BUCKET_NAME"]

@@ -22,7 +22,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from sessions_api.dal import clients
 from sessions_api.dal.bedrock import BedrockConverseProvider
-from sessions_api.providers import ModelFailure, ModelRequest, Turn, provider_for
+from sessions_api.providers import ModelFailure, ModelRequest, ToolCall, ToolResult, Turn, provider_for
 from sessions_api.providers.local_echo import LocalEchoProvider
 from sessions_api.settings import Settings
 
@@ -282,3 +282,104 @@ def test_closing_a_bedrock_stream_stops_reading_and_closes_the_connection(bedroc
     assert deltas == ["Lisbon "]
     assert body.closed and body.read == 2, "nothing is read after the close"
     assert stream.reply is None
+
+
+# -- tool use ----------------------------------------------------------------------------------------------
+
+
+def tool_use_frames(call_id: str, name: str, fragments: list[str]) -> list[bytes]:
+    """A tool call as ConverseStream sends it: a block started with the tool's name and id, its input as JSON
+    fragments, the block stopped; then the message stops for tool use."""
+    return [
+        event(
+            "contentBlockStart", {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": call_id, "name": name}}}
+        ),
+        *(
+            event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": fragment}}})
+            for fragment in fragments
+        ),
+        event("contentBlockStop", {"contentBlockIndex": 1}),
+        event("messageStop", {"stopReason": "tool_use"}),
+        event("metadata", {"usage": {"inputTokens": 50, "outputTokens": 40, "totalTokens": 90}, "metrics": {}}),
+    ]
+
+
+def test_bedrock_streams_a_tool_call_whose_input_comes_in_fragments(bedrock: dict[str, Any]) -> None:
+    from sessions_api.agents import AGENTS, tools_of
+
+    # Given Bedrock announcing a deck, then calling write_slides with its input split mid-string
+    deck = {"slides": [{"slide_id": "s1", "html": "<h1>Tides</h1>"}], "css": "h1 { color: red }"}
+    encoded = json.dumps(deck)
+    fragments = [encoded[:7], encoded[7:30], encoded[30:]]
+    intro = [START, text_delta("Writing it."), event("contentBlockStop", {"contentBlockIndex": 0})]
+    bedrock["body"] = Body([*intro, *tool_use_frames("tooluse_abc", "write_slides", fragments)])
+    tools = tools_of(AGENTS["slides"])
+    asked = ModelRequest(MODEL, "Make decks.", [Turn("user", "One slide on tides")], 2000, tools=tools)
+    # When the reply is streamed
+    stream = BedrockConverseProvider().converse_stream(asked)
+    assert list(stream) == ["Writing it."]
+    # Then the reply carries the call, its input whole, and stops for the tool
+    assert stream.reply is not None
+    assert stream.reply.tool_calls == (ToolCall("tooluse_abc", "write_slides", deck),)
+    assert (stream.reply.text, stream.reply.stop_reason, stream.reply.output_tokens) == ("Writing it.", "tool_use", 40)
+    # And the tool was offered as Converse's toolConfig, with the deck's own schema, self-contained
+    sent = json.loads(bedrock["request"].body)
+    (spec,) = sent["toolConfig"]["tools"]
+    assert spec["toolSpec"]["name"] == "write_slides"
+    schema = spec["toolSpec"]["inputSchema"]["json"]
+    assert schema["properties"]["slides"]["items"]["required"] == ["slide_id", "html"]
+    assert "$ref" not in json.dumps(schema) and "$defs" not in schema
+
+
+def test_the_tool_s_result_goes_back_to_bedrock_after_the_call_it_answers(bedrock: dict[str, Any]) -> None:
+    from sessions_api.agents import AGENTS, tools_of
+
+    # Given a conversation in which the model called the tool and the tool answered
+    call = ToolCall("tooluse_abc", "write_slides", {"slides": []})
+    answered = [
+        Turn("user", "Slides on tides"),
+        Turn("assistant", "Writing it.", (call,)),
+        Turn("user", "", tool_results=(ToolResult("tooluse_abc", {"status": "written", "version": 3}),)),
+    ]
+    bedrock["body"] = Body([START, text_delta("Done: one slide."), *END])
+    asked = ModelRequest(MODEL, "Make decks.", answered, 500, tools=tools_of(AGENTS["slides"]))
+    # When the model is asked again
+    stream = BedrockConverseProvider().converse_stream(asked)
+    assert "".join(stream) == "Done: one slide."
+    # Then Bedrock saw the call and its result as Converse's content blocks, the tools still offered
+    sent = json.loads(bedrock["request"].body)
+    assert sent["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"text": "Writing it."},
+                {"toolUse": {"toolUseId": "tooluse_abc", "name": "write_slides", "input": {"slides": []}}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "toolResult": {
+                        "toolUseId": "tooluse_abc",
+                        "content": [{"json": {"status": "written", "version": 3}}],
+                        "status": "success",
+                    }
+                }
+            ],
+        },
+    ]
+    assert "toolConfig" in sent
+
+
+def test_a_tool_input_that_is_not_json_is_kept_for_the_tool_to_refuse(bedrock: dict[str, Any]) -> None:
+    bedrock["body"] = Body([START, *tool_use_frames("t1", "write_slides", ['{"slides": [', "oops"])])
+    stream = BedrockConverseProvider().converse_stream(request())
+    assert list(stream) == []
+    assert stream.reply is not None and stream.reply.tool_calls == (ToolCall("t1", "write_slides", '{"slides": [oops'),)
+    # And sent back, it is an object Converse accepts, showing what the model sent
+    from sessions_api.dal.bedrock import _params
+
+    turn = Turn("assistant", "", stream.reply.tool_calls)
+    (block,) = _params(ModelRequest(MODEL, "", [Turn("user", "x"), turn], 10))["messages"][1]["content"]
+    assert block["toolUse"]["input"] == {"unparsed_input": '{"slides": [oops'}

@@ -13,6 +13,7 @@ import html
 import re
 from typing import Any
 
+from sessions_api.models.decks import MAX_SLIDES
 from sessions_api.providers import ModelRequest, ToolCall
 
 DEFAULT_SLIDES = 3
@@ -121,7 +122,8 @@ def _asked_count(message: str) -> int:
     if not found:
         return DEFAULT_SLIDES
     word = found[1].lower()
-    return _NUMBER_WORDS[word] if word in _NUMBER_WORDS else max(int(word), 1)
+    # Output is bounded, as a real model's is: past the deck's limit it writes one slide too many, to be refused.
+    return _NUMBER_WORDS[word] if word in _NUMBER_WORDS else min(max(int(word), 1), MAX_SLIDES + 1)
 
 
 def _count(slides: int) -> str:
