@@ -384,3 +384,48 @@ def _bucket() -> str:
     import os
 
     return os.environ["BUCKET_NAME"]
+
+
+def test_a_deck_too_large_for_an_event_is_named_by_where_to_read_it(api: Api) -> None:
+    # Given a deck of about 300 KB a person wrote
+    sid = deck_session(api)
+    big = {"slides": [{"slide_id": f"s{n}", "html": f"<h2>Part {n}</h2><p>{'€' * 2000}</p>"} for n in range(50)]}
+    assert api("PUT", f"{BASE}/{sid}/slides", body=big).status == 200
+    # When a run revises one of its slides
+    context = {"indices": [0], "slide_htmls": [big["slides"][0]["html"]]}
+    run = run_to_end(api, sid, "Make this about the budget", slide_context=context)
+    # Then the deck is revised, and its events point at GET /slides instead of carrying it
+    assert run["status"] == "completed", run
+    stored = deck_of(api, sid)
+    assert stored["version"] == 2 and "budget" in stored["slide_deck"]["slides"][0]["html"]
+    assert stored["slide_deck"]["slides"][1:] == big["slides"][1:]
+    slides_event = next(event for event in run["events"] if event["type"] == "slides")
+    assert slides_event.get("slide_deck") is None and slides_event["deck_url"] == f"{BASE}/{sid}/slides"
+    assert run["events"][-1].get("slides") is None and "raw_html" not in run["events"][-1]
+    assert run["events"][-1]["deck_url"] == f"{BASE}/{sid}/slides" and run["result"]["slides"] is None
+    assert run["result"]["replacement_info"] == {"start_index": 0, "original_count": 1, "replacement_count": 1}
+
+
+def test_a_run_cancelled_just_before_it_writes_the_deck_writes_nothing(
+    api: Api, no_chat_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_api.logic.decks import Decks
+
+    # Given a run whose user presses stop after the model called the tool, before the deck is stored
+    sid = deck_session(api)
+    request_id = accept_only(api, sid, "Make 4 slides about tides")
+    store = Decks.store_for_run
+
+    def cancelled_first(self: Decks, *args: Any, **kwargs: Any) -> Any:
+        assert api("POST", f"/api/v1/chat/runs/{request_id}/cancel").status == 200
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(Decks, "store_for_run", cancelled_first)
+    # When the worker goes on
+    run_once(sid, request_id)
+    # Then the deck was not written: the deck write and the run's events are one transaction
+    assert deck_of(api, sid)["slide_deck"] is None
+    run = finished(api, request_id)
+    assert run["status"] == "cancelled"
+    assert [event["type"] for event in run["events"]] == ["assistant", "tool_call", "complete"]
+    assert "deck_written" not in [event["type"] for event in history_of(api, sid)]

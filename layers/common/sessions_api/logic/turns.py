@@ -279,6 +279,9 @@ def end(
                 raise RunChanged(f"Run {request_id} changed while it was being ended") from refused
             problem = policy.refusal(session_id, refused, change.expects)
             if isinstance(problem, Moved):
+                found = repo.get(session_id, request_id) or {}
+                if found.get("phase") == "done" or (worker is not None and found.get("worker") != worker):
+                    raise RunChanged(f"Run {request_id} ended elsewhere") from refused  # the turn went with it
                 continue  # a run was enqueued meanwhile: hand the turn to it
             if not isinstance(problem, errors.SessionExpired | errors.SessionNotFound):
                 raise problem from refused
