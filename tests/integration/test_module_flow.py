@@ -76,6 +76,12 @@ REQUESTS: dict[str, tuple[str, str, Any]] = {
     "append batch": ("POST", "/{sid}/messages", {"messages": [{"role": "user", "content": "x"}] * 3}),
     "append large": ("POST", "/{sid}/messages", {"role": "user", "content": "x" * 70_000}),
     "chat": ("POST", "/{sid}/chat", {"message": "hi"}),
+    "slides chat": ("POST", "/{sid}/chat", {"message": "Make 2 slides about tides", "agent_name": "slides"}),
+    "slides revision": (
+        "POST",
+        "/{sid}/chat",
+        {"message": "Now about tides", "agent_name": "slides", "slide_context": {"indices": [0], "slide_htmls": ["x"]}},
+    ),
     "list messages": ("GET", "/{sid}/messages", None),
     "delete message": ("DELETE", "/{sid}/messages/{newest}", None),
     "edit": ("PATCH", "/{sid}", {"title": "t"}),
@@ -94,6 +100,7 @@ REQUESTS: dict[str, tuple[str, str, Any]] = {
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_a_request_passes_each_logic_module_once(api: Api, name: str, user: str, key: str | None) -> None:
     session_id = api.create_session()["session_id"]
+    assert api("PUT", f"{BASE}/{session_id}/slides", body=DECK).status == 200
     newest = api("POST", f"{BASE}/{session_id}/messages", body={"role": "user", "content": "hi"}).body["message_id"]
     assert (
         api("POST", f"{BASE}/{session_id}/share", body={"recipients": ["bob"], "permissions": "collaborate"}).status
