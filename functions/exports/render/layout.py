@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from render.model import Para, Picture, Run, SlideModel, Table
+from render.model import Align, Para, Picture, Run, SlideModel, Table
 
 SLIDE_W, SLIDE_H = 960.0, 540.0  # points: 13.333 × 7.5 in, PowerPoint's 16:9
 FONT_DIR = Path(__file__).resolve().parents[1] / "fonts"
@@ -27,6 +27,7 @@ LINE_HEIGHT = 1.25
 SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.42, 0.36, 0.3)
 BASE_SIZE = {"p": 20.0, "li": 20.0, "quote": 20.0, "pre": 16.0}
 HEADING_SIZE = {1: 28.0, 2: 26.0, 3: 24.0, 4: 22.0, 5: 20.0, 6: 20.0}
+TITLE_SIZES = (36.0, 32.0, 28.0, 24.0, 20.0, 18.0, 16.0)
 # A column's natural width is measured on its cells' first characters only: 300 are wider than 60 % of any box.
 _NATURAL_CHARS = 300
 TABLE_SIZES = (16.0, 14.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0)
@@ -192,6 +193,8 @@ class TextBox:
 
 
 def para_size(para: Para) -> float:
+    if para.size:
+        return para.size
     return HEADING_SIZE.get(para.level, 20.0) if para.kind == "h" else BASE_SIZE[para.kind]
 
 
@@ -289,6 +292,7 @@ class SlideLayout:
     title: str
     title_size: float
     title_lines: list[Line]
+    title_align: Align | None
     text: TextBox | None
     visuals: list[TableBox | PictureBox]
 
@@ -299,36 +303,39 @@ class SlideLayout:
         )
 
 
-def lay_title(title: str) -> tuple[float, list[Line]]:
-    runs = [Run(title, bold=True)]
+def lay_title(runs: list[Run], size: float | None = None) -> tuple[float, list[Line]]:
+    """The title at the first size at which it fits the title box: its CSS size, then the defaults below it."""
+    sizes = TITLE_SIZES if size is None else (size, *(default for default in TITLE_SIZES if default < size))
     lines: list[Line] = []
-    for size in (36.0, 32.0, 28.0, 24.0, 20.0, 18.0, 16.0):
-        lines = wrap(runs, TITLE_BOX.w, size, max_lines=most_lines(TITLE_BOX.h, size))
-        if len(lines) * size * LINE_HEIGHT <= TITLE_BOX.h:
-            return size, lines
-    return 16.0, lines[: int(TITLE_BOX.h // (16.0 * LINE_HEIGHT))]
+    for candidate in sizes:
+        lines = wrap(runs, TITLE_BOX.w, candidate, max_lines=most_lines(TITLE_BOX.h, candidate))
+        if len(lines) * candidate * LINE_HEIGHT <= TITLE_BOX.h:
+            return candidate, lines
+    return sizes[-1], lines[: int(TITLE_BOX.h // (sizes[-1] * LINE_HEIGHT))]
 
 
 def lay_slide(slide: SlideModel) -> SlideLayout:
-    title_size, title_lines = lay_title(slide.title) if slide.title else (0.0, [])
+    size, align = (slide.heading.size, slide.heading.align) if slide.heading else (None, None)
+    title_size, title_lines = lay_title(slide.title_runs, size) if slide.title else (0.0, [])
+    title = (slide.title, title_size, title_lines, align)
     paras = [block for block in slide.blocks if isinstance(block, Para)]
     visuals = [block for block in slide.blocks if isinstance(block, Table | Picture)]
     area = CONTENT_BOX if slide.title else Box(CONTENT_BOX.x, TITLE_BOX.y, CONTENT_BOX.w, CONTENT_BOX.y + CONTENT_BOX.h)
     if not visuals:
-        return SlideLayout(slide.title, title_size, title_lines, lay_text(paras, area) if paras else None, [])
+        return SlideLayout(*title, lay_text(paras, area) if paras else None, [])
     if not paras:
-        return SlideLayout(slide.title, title_size, title_lines, None, _stack(visuals, area))
+        return SlideLayout(*title, None, _stack(visuals, area))
     wide = any(isinstance(visual, Table) and visual.columns > 3 for visual in visuals)
     if wide:  # a wide table needs the full width: text above it, as tall as it needs up to 40 %
         natural = lay_text(paras, Box(area.x, area.y, area.w, area.h * 0.4))
         used = min(sum(item.height for item in natural.paras), area.h * 0.4)
         text = lay_text(paras, Box(area.x, area.y, area.w, used))
         below = Box(area.x, area.y + used + GAP, area.w, area.h - used - GAP)
-        return SlideLayout(slide.title, title_size, title_lines, text, _stack(visuals, below))
+        return SlideLayout(*title, text, _stack(visuals, below))
     text_w = area.w * 0.52
     text = lay_text(paras, Box(area.x, area.y, text_w - GAP / 2, area.h))
     column = Box(area.x + text_w + GAP / 2, area.y, area.w - text_w - GAP / 2, area.h)
-    return SlideLayout(slide.title, title_size, title_lines, text, _stack(visuals, column))
+    return SlideLayout(*title, text, _stack(visuals, column))
 
 
 def _stack(visuals: list[Table | Picture], area: Box) -> list[TableBox | PictureBox]:

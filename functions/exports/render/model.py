@@ -25,6 +25,7 @@ class Para:
     level: int = 0  # heading level (1-6) for "h", nesting depth (0…) for "li"
     marker: str = ""  # "•" or "3." on a list item's first paragraph
     align: Align | None = None
+    size: float | None = None  # points, from CSS `font-size`; None: the kind's own size
 
     @property
     def text(self) -> str:
@@ -90,6 +91,12 @@ class SlideModel:
     left_out: list[str] = field(default_factory=list)  # what the documents do not carry, said in the notes
     plain_text: bool = False  # the HTML could not be parsed: the slide is its plain text
     nodes: int = 0  # tags and pieces of text parsed: what rendering the slide costs grows with
+    heading: Para | None = None  # the heading the title was taken from, styled as the deck's CSS says
+
+    @property
+    def title_runs(self) -> list[Run]:
+        """The title as styled runs: its heading's, else (a `<title>`, no heading) the title in bold."""
+        return self.heading.runs if self.heading else [Run(self.title, bold=True)]
 
     @property
     def paragraphs(self) -> list[Para]:
@@ -130,5 +137,11 @@ class Document:
 
     @property
     def has_scripts(self) -> bool:
-        scripts = self.deck.get("scripts")
-        return bool(scripts.strip() if isinstance(scripts, str) else [s for s in scripts or [] if s.strip()])
+        """The deck's own scripts or any slide's (`scripts` next to its `html`): never run, noted as left out."""
+        slides = self.deck.get("slides") or []
+        return _any_script(self.deck.get("scripts")) or any(_any_script(slide.get("scripts")) for slide in slides)
+
+
+def _any_script(scripts: Any) -> bool:
+    """A script string, or a list of them, with some code in it."""
+    return bool(scripts.strip() if isinstance(scripts, str) else [s for s in scripts or [] if s.strip()])

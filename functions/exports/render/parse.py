@@ -2,7 +2,8 @@
 
 Nothing is fetched or executed: scripts, event handlers, forms, frames and media are left out (and
 listed in the slide's notes); images count only when given inline as `data:` URIs. Simple CSS — the
-deck's stylesheet, `<style>` in the slide and `style=""` — gives colours, alignment, bold and italic.
+deck's stylesheet, `<style>` in the slide and `style=""` — gives colours, alignment, bold, italic, underline
+and a block's font size, to the body and the title alike.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ _NAMED_COLOURS = {
 }  # fmt: skip
 _SIMPLE_SELECTOR = re.compile(r"^([a-zA-Z][a-zA-Z0-9]*)?((?:[.#][A-Za-z0-9_-]+)*)$")
 _SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
+_FONT_SIZE = re.compile(r"([0-9]{1,4}(?:\.[0-9]{1,4})?|\.[0-9]{1,4})(px|pt|rem)")
+_POINTS_PER_UNIT = {"px": 0.75, "pt": 1.0, "rem": 12.0}  # a slide is 1280 × 720 px on 960 × 540 pt; 1rem is 16px
+# The sizes CSS may set, in points: fitting scales text down to 0.3×, and PowerPoint takes none under 1 pt.
+MIN_FONT_POINTS, MAX_FONT_POINTS = 6.0, 200.0
 
 
 # -- CSS ------------------------------------------------------------------------------------------
@@ -105,6 +110,9 @@ def effect(declared: dict[str, str]) -> Effect:
     decoration = declared.get("text-decoration") or declared.get("text-decoration-line")
     if decoration:
         found["underline"] = "underline" in decoration
+    if size := _FONT_SIZE.fullmatch(declared.get("font-size", "")):
+        points = float(size.group(1)) * _POINTS_PER_UNIT[size.group(2)]
+        found["size"] = min(max(points, MIN_FONT_POINTS), MAX_FONT_POINTS)
     return found
 
 
@@ -200,14 +208,18 @@ class _Style:
     color: str | None = None
     align: Align | None = None
     link: str | None = None
+    size: float | None = None  # points
 
     def apply(self, change: Effect) -> _Style:
         return replace(self, **change) if change else self
 
 
 _BOLD, _ITALIC = {"bold": True}, {"italic": True}
+# A heading's size is its own (a browser's is relative): an inherited `body { font-size }` does not shrink it.
+_HEADING = {"bold": True, "size": None}
 _TAG_EFFECT: dict[str, Effect] = {
-    **dict.fromkeys(("b", "strong", "th", "h1", "h2", "h3", "h4", "h5", "h6", "dt"), _BOLD),
+    **dict.fromkeys(("b", "strong", "th", "dt"), _BOLD),
+    **dict.fromkeys(("h1", "h2", "h3", "h4", "h5", "h6"), _HEADING),
     **dict.fromkeys(("i", "em", "cite", "blockquote"), _ITALIC),
     "u": {"underline": True},
     "center": {"align": "center"},
@@ -340,7 +352,7 @@ class _SlideParser(HTMLParser):
             ordered, counter = self.lists[-1]
             marker = f"{counter}." if ordered else "•"
             self.item_started = True
-        self.blocks.append(Para(top.kind, runs, level, marker, top.style.align))  # type: ignore[arg-type]
+        self.blocks.append(Para(top.kind, runs, level, marker, top.style.align, top.style.size))  # type: ignore[arg-type]
 
     def _close_to(self, tags: set[str], stop: set[str]) -> None:
         """Implicitly close an open `tags` element (HTML's optional end tags), not past any `stop` element."""
@@ -550,14 +562,15 @@ def _same_style(a: Run, b: Run) -> bool:
     return (a.bold, a.italic, a.underline, a.link, a.color) == (b.bold, b.italic, b.underline, b.link, b.color)
 
 
-def _take_title(blocks: list[Block], fallback: str) -> tuple[str, list[Block]]:
-    """The slide's title: its first h1, else its first heading, else its <title>; taken out of the body."""
+def _take_title(blocks: list[Block], fallback: str) -> tuple[str, Para | None, list[Block]]:
+    """The slide's title and the heading it came from: its first h1, else its first heading, else its <title>
+    (no heading); taken out of the body."""
     headings = [block for block in blocks if isinstance(block, Para) and block.kind == "h"]
     if headings:
         first = min(headings, key=lambda block: block.level)
         first = next(block for block in headings if block.level == first.level)
-        return first.text.strip(), [block for block in blocks if block is not first]
-    return fallback, blocks
+        return first.text.strip(), first, [block for block in blocks if block is not first]
+    return fallback, None, blocks
 
 
 def _raw_text_elements(markup: str, tags: str) -> list[tuple[int, int, int, int]]:
@@ -625,8 +638,9 @@ def parse_slide(slide_id: str, number: int, markup: str, deck_css: str = "") -> 
     while len(parser.stack) > 1:
         parser._end(parser.stack[-1].tag)
     parser.flush()
-    title, blocks = _take_title(parser.blocks, parser.doc_title)
-    slide = SlideModel(slide_id, number, title, blocks, list(dict.fromkeys(parser.left_out)), nodes=parser.nodes)
+    title, heading, blocks = _take_title(parser.blocks, parser.doc_title)
+    left_out = list(dict.fromkeys(parser.left_out))
+    slide = SlideModel(slide_id, number, title, blocks, left_out, nodes=parser.nodes, heading=heading)
     check_caps(slide)
     return slide
 

@@ -9,7 +9,7 @@ import logging
 from fpdf import FPDF
 
 from render import layout
-from render.model import Document, Para, Run, SlideModel
+from render.model import Align, Document, Para, Run, SlideModel
 from render.parse import plain_text_slide
 
 FONT = "DejaVu"
@@ -74,8 +74,9 @@ def _draw(pdf: _Pdf, model: SlideModel, laid: layout.SlideLayout, deck_has_scrip
         top = layout.TITLE_BOX.y + (layout.TITLE_BOX.h - block_h) / 2
         for number, line in enumerate(laid.title_lines):
             baseline = top + number * laid.title_size * layout.LINE_HEIGHT + laid.title_size
+            offset = layout.TITLE_BOX.x + _align_offset(laid.title_align, layout.TITLE_BOX.w, line)
             for fragment in line.fragments:
-                pdf.fragment(fragment.text, fragment.run, layout.TITLE_BOX.x + fragment.x, baseline, laid.title_size)
+                pdf.fragment(fragment.text, fragment.run, offset + fragment.x, baseline, laid.title_size)
     clipped = False
     if laid.text is not None:
         clipped = _text(pdf, laid.text)
@@ -89,6 +90,15 @@ def _draw(pdf: _Pdf, model: SlideModel, laid: layout.SlideLayout, deck_has_scrip
         notes.append("Some text did not fit on this page and is cut.")
     if notes:
         _wrapped(pdf, Run(" ".join(notes), italic=True, color="808080"), layout.NOTE_BOX, 7.0, line_height=9.0)
+
+
+def _align_offset(align: Align | None, width: float, line: layout.Line) -> float:
+    """Where a line starts in a column `width` wide (justified text is drawn flush left)."""
+    if align == "center":
+        return (width - line.width) / 2
+    if align == "right":
+        return width - line.width
+    return 0.0
 
 
 def _picture(pdf: _Pdf, laid: layout.PictureBox) -> None:
@@ -121,11 +131,7 @@ def _text(pdf: _Pdf, text: layout.TextBox) -> bool:
             if y + laid.line_height > box.y + box.h + 0.5:
                 return True
             baseline = y + laid.size
-            offset = box.x + laid.indent
-            if para.align == "center":
-                offset += (width - line.width) / 2
-            elif para.align == "right":
-                offset += width - line.width
+            offset = box.x + laid.indent + _align_offset(para.align, width, line)
             if number == 0 and para.marker:
                 marker_run = para.runs[0] if para.runs else Run("")
                 marker = Run(para.marker, color=marker_run.color)
@@ -154,11 +160,7 @@ def _table(pdf: _Pdf, laid: layout.TableBox) -> bool:
             if index < len(row):
                 cell = row[index]
                 for number, line in enumerate(lines[index]):
-                    offset = x + layout.CELL_PAD
-                    if cell.align == "center":
-                        offset += (width - 2 * layout.CELL_PAD - line.width) / 2
-                    elif cell.align == "right":
-                        offset += width - 2 * layout.CELL_PAD - line.width
+                    offset = x + layout.CELL_PAD + _align_offset(cell.align, width - 2 * layout.CELL_PAD, line)
                     baseline = y + layout.CELL_PAD + number * laid.size * layout.LINE_HEIGHT + laid.size
                     for fragment in line.fragments:
                         pdf.fragment(fragment.text, fragment.run, offset + fragment.x, baseline, laid.size, bold=header)

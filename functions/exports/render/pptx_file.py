@@ -54,20 +54,18 @@ def render(document: Document, originals: dict[str, str]) -> bytes:
 def _draw(slide: Any, model: SlideModel, deck_has_scripts: bool, *, title_placeholder: bool = True) -> list[str]:
     laid = layout.lay_slide(model)
     title = slide.shapes.title if title_placeholder else None
+    links = _Links(slide.part)
     if laid.title and title is not None:
         _place(title, layout.TITLE_BOX)
         frame = title.text_frame
         frame.word_wrap = True
         frame.vertical_anchor = MSO_ANCHOR.MIDDLE
         paragraph = frame.paragraphs[0]
-        paragraph.alignment = PP_ALIGN.LEFT
-        run = paragraph.add_run()
-        run.text = laid.title
-        run.font.size = Pt(laid.title_size)
-        run.font.bold = True
+        paragraph.alignment = _ALIGN[laid.title_align or "left"]
+        for run in model.title_runs:  # styled as body runs are: the heading's CSS, not the layout's theme
+            _run(paragraph, run, laid.title_size, links)
     elif title is not None:
         title._element.getparent().remove(title._element)  # no empty "Click to add title" box
-    links = _Links(slide.part)
     if laid.text is not None:
         _text_box(slide, laid.text, links)
     for visual in laid.visuals:

@@ -56,7 +56,7 @@ FILE_TYPES: dict[ExportFormat, FileType] = {
 }
 DOWNLOAD_URL_SECONDS = 15 * 60
 # Bump when the renderers change what they produce, so no older file is reused for unchanged content.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 MAX_EXPORT_MESSAGES = 5_000
 MAX_EXPORT_COMMENTS = 2_000
 _MESSAGES_PAGE = 500
