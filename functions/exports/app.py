@@ -19,7 +19,7 @@ from sessions_api.settings import get_settings
 
 app = http.create_app()
 BASE = "/api/v1/sessions/<session_id>"
-SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
+SessionIdPath = Annotated[str, Path(description="`session_` + 16 hex characters, or the client's own id")]
 AcceptHeader = Annotated[
     str | None,
     Header(alias="Accept", description="A file type (e.g. `application/pdf`) picks the format and answers 303"),

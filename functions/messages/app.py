@@ -37,7 +37,7 @@ from sessions_api.settings import get_settings
 
 app = http.create_app()
 BASE = "/api/v1/sessions"
-SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
+SessionIdPath = Annotated[str, Path(description="`session_` + 16 hex characters, or the client's own id")]
 MessageIdPath = Annotated[str, Path(max_length=64, description="`msg_` followed by a ULID")]
 
 

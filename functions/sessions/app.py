@@ -34,7 +34,7 @@ from sessions_api.settings import get_settings
 
 app = http.create_app()
 BASE = "/api/v1/sessions"
-SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
+SessionIdPath = Annotated[str, Path(description="`session_` + 16 hex characters, or the client's own id")]
 
 
 @cache
@@ -68,6 +68,14 @@ def session_response(status: int, session: dict[str, Any], **headers: str):
     BASE,
     responses={
         201: {"description": "Created", "content": {"application/json": {"model": SessionOut}}},
+        200: {
+            "description": "The caller's own session `session_id` names, unchanged",
+            "content": {"application/json": {"model": SessionOut}},
+        },
+        409: {
+            "description": "conflict: `session_id` is taken (by another user, or by a deleted session), or the "
+            "`Idempotency-Key` was used with another body or is in progress"
+        },
         **http.problems(429),
     },
 )
@@ -81,9 +89,13 @@ def create_session(body: Annotated[CreateSessionIn | None, Body()] = None, idemp
         operation="create_session",
         key=idempotency_key,
         body=request.model_dump(mode="json"),
-        produce=lambda: sessions().create(caller, request),
+        produce=lambda: sessions().create_or_get(caller, request),
     )
-    return session_response(201, result, Location=f"{BASE}/{result['session_id']}")
+    if "created" not in result:  # a record stored before creates could find the session already there
+        result = {"session_id": result["session_id"], "created": True, "session": result}
+    if not result["created"]:
+        return session_response(200, result["session"])
+    return session_response(201, result["session"], Location=f"{BASE}/{result['session_id']}")
 
 
 @app.get(BASE, responses={200: {"description": "A page", "content": {"application/json": {"model": SessionList}}}})

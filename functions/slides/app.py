@@ -16,7 +16,7 @@ from sessions_api.observability import instrument
 
 app = http.create_app()
 BASE = "/api/v1/sessions/<session_id>/slides"
-SessionIdPath = Annotated[str, Path(description="`session_` followed by 16 lowercase hex characters")]
+SessionIdPath = Annotated[str, Path(description="`session_` + 16 hex characters, or the client's own id")]
 SlideIdPath = Annotated[SlideId, Path(description="The slide's id within the deck")]
 
 

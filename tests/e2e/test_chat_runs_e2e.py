@@ -58,3 +58,41 @@ def test_async_poll_cancel_and_stream_end_to_end(api: ApiClient) -> None:
     assert [m["stopped"] for m in messages[1::2]] == [False, True, False, False]
     runs = api.get(f"/api/v1/sessions/{sid}/runs").json()["runs"]
     assert [r["status"] for r in runs] == ["completed", "completed", "cancelled", "completed"]
+
+
+def test_prompt_to_deck_to_pptx_offline_as_the_readme_shows(api: ApiClient) -> None:
+    import io
+    import uuid
+
+    from pptx import Presentation
+
+    # A front end's own id, the slides agent, five slides asked for
+    sid = str(uuid.uuid4())
+    created = api.post("/api/v1/sessions", json={"session_id": sid, "title": "Clean energy", "agent_name": "slides"})
+    assert created.status_code == 201, created.text
+    asked = {"message": "Make 5 slides about solar, wind and hydro power"}
+    accepted = api.post(f"/api/v1/sessions/{sid}/chat/async", json=asked)
+    assert accepted.status_code == 202, accepted.text
+    run = poll_until_done(api, accepted.json()["request_id"])
+    assert run["status"] == "completed", run
+    assert [event["type"] for event in run["events"]] == [
+        "assistant",
+        "tool_call",
+        "tool_result",
+        "slides",
+        "assistant",
+        "complete",
+    ]
+    assert run["result"]["slides"]["slide_count"] == 5
+    # A revision of the second slide, as the client shows it
+    slides = api.get(f"/api/v1/sessions/{sid}/slides").json()["slide_deck"]["slides"]
+    context = {"indices": [1], "slide_htmls": [slides[1]["html"]]}
+    revised = api.post(f"/api/v1/sessions/{sid}/chat/async", json={"message": "About costs", "slide_context": context})
+    run = poll_until_done(api, revised.json()["request_id"])
+    assert run["result"]["replacement_info"] == {"start_index": 1, "original_count": 1, "replacement_count": 1}
+    # And the PPTX, followed to the file as `curl -L -OJ` does, has the five slides, titled
+    response = api.get(f"/api/v1/sessions/{sid}/export", params={"format": "pptx"}, allow_redirects=True)
+    assert response.status_code == 200, response.text
+    assert 'filename="Clean energy.pptx"' in response.headers.get("Content-Disposition", "")
+    titles = [slide.shapes.title.text for slide in Presentation(io.BytesIO(response.content)).slides]
+    assert titles == ["Solar, wind and hydro power", "Solar", "Wind", "Hydro power", "Why it matters"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -234,7 +235,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("unknown field", "POST", {"body": {"colour": "red"}}, 422, "validation_error"),
     ("server-owned created_by", "POST", {"body": {"created_by": "mallory"}}, 422, "validation_error"),
     ("server-owned message_count", "POST", {"body": {"message_count": 9}}, 422, "validation_error"),
-    ("server-owned session_id", "POST", {"body": {"session_id": "session_0000000000000000"}}, 422, "validation_error"),
+    ("path-like session_id", "POST", {"body": {"session_id": "../../x/y/z"}}, 422, "validation_error"),
     ("over-long title", "POST", {"body": {"title": "x" * 201}}, 422, "validation_error"),
     ("blank title", "POST", {"body": {"title": "   "}}, 422, "validation_error"),
     ("title with newline", "POST", {"body": {"title": "a\r\nSet-Cookie: x"}}, 422, "validation_error"),
@@ -367,3 +368,44 @@ def test_a_bad_title_in_the_query_is_refused_like_one_in_the_body(api: Api, tabl
     before = all_items(table)
     _problem(api("PATCH", f"{BASE}/{session['session_id']}", query={"title": title}), 422, "validation_error")
     assert all_items(table) == before
+
+
+def _listed(api: Api, session_id: str) -> dict[str, Any]:
+    return next(s for s in api("GET", BASE).body["sessions"] if s["session_id"] == session_id)
+
+
+def test_has_slide_deck_is_on_the_session_and_in_the_list(api: Api, ddb_calls: list[str]) -> None:
+    sid = api.create_session()["session_id"]
+    assert api("GET", f"{BASE}/{sid}").body["has_slide_deck"] is False and _listed(api, sid)["has_slide_deck"] is False
+    # When a deck is written
+    assert api("PUT", f"{BASE}/{sid}/slides", body={"slides": [{"slide_id": "a", "html": "<h1>A</h1>"}]}).status == 200
+    # Then the session says so, read alone or listed, at the same cost as before
+    ddb_calls.clear()
+    assert api("GET", f"{BASE}/{sid}").body["has_slide_deck"] is True
+    assert _listed(api, sid)["has_slide_deck"] is True
+    assert ddb_calls == ["BatchGetItem", "Query"]
+    # And a deck whose last slide was deleted still exists (GET /slides answers it, empty)
+    api("DELETE", f"{BASE}/{sid}/slides/a")
+    assert api("GET", f"{BASE}/{sid}").body["has_slide_deck"] is True
+
+
+def test_active_run_is_the_run_holding_the_turn_while_its_lease_holds(
+    api: Api, table: Any, no_chat_worker: None, ddb_calls: list[str]
+) -> None:
+    sid = api.create_session()["session_id"]
+    assert api("GET", f"{BASE}/{sid}").body["active_run"] is None and _listed(api, sid)["active_run"] is None
+    # Given a chat run that holds the session's turn (no worker takes it in this test)
+    request_id = api("POST", f"{BASE}/{sid}/chat/async", body={"message": "hi"}).body["request_id"]
+    # Then the session names it, read alone or listed, at the same cost as before
+    ddb_calls.clear()
+    assert api("GET", f"{BASE}/{sid}").body["active_run"] == request_id
+    assert _listed(api, sid)["active_run"] == request_id
+    assert ddb_calls == ["BatchGetItem", "Query"]
+    # When its lease lapses (its worker is gone), it is no longer shown as in progress
+    lapsed = int(time.time()) - 1
+    table.update_item(
+        Key=keys.session_key(sid),
+        UpdateExpression="SET active_run_until = :t",
+        ExpressionAttributeValues={":t": lapsed},
+    )
+    assert api("GET", f"{BASE}/{sid}").body["active_run"] is None and _listed(api, sid)["active_run"] is None

@@ -1,4 +1,4 @@
-"""Identifiers: random session ids and time-sortable prefixed ULIDs for everything else."""
+"""Identifiers: session ids (random, or a client's own) and time-sortable prefixed ULIDs for everything else."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import threading
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-SESSION_ID_PATTERN = r"^session_[0-9a-f]{16}$"
+# Ours (`session_` + 16 hex) or a client's (a UUID, say): never `#`, `/` or `:`, which keys, paths and cursors use.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _lock = threading.Lock()
 _last: tuple[int, int] = (0, 0)
@@ -20,7 +21,7 @@ def new_session_id() -> str:
 
 
 def is_session_id(value: str) -> bool:
-    return bool(_SESSION_ID.match(value))
+    return bool(_SESSION_ID.fullmatch(value))
 
 
 def _ulid() -> str:
@@ -42,7 +43,8 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_ulid()}"
 
 
-# A chat run's id names its session, so a poll or a cancel needs no lookup to find the partition it is in.
+# A chat run's id names its session, so a poll or a cancel needs no lookup to find the partition it is in;
+# the ULID's fixed length tells where the session id (which may hold `_` itself) begins.
 _REQUEST_ID = re.compile(r"^run_[0-9A-HJKMNP-TV-Z]{26}_(?P<session_id>.+)$")
 
 
@@ -52,5 +54,5 @@ def new_request_id(session_id: str) -> str:
 
 def request_session(request_id: str) -> str | None:
     """The session a run id belongs to, or None when it is not a run id."""
-    found = _REQUEST_ID.match(request_id)
+    found = _REQUEST_ID.fullmatch(request_id)
     return found["session_id"] if found and is_session_id(found["session_id"]) else None

@@ -150,7 +150,10 @@ class Page:
 
 class SessionsRepo:
     def create(self, session: dict[str, Any], *, quota: int, extra_items: list[dict[str, Any]]) -> None:
-        """The session, its owner's counters (guarding the quota) and its first items, atomically."""
+        """The session, its owner's counters (guarding the quota) and its first items, atomically.
+
+        `WriteRefused` (with the item holding it) when the id is taken, whatever the quota says.
+        """
         pointer = idempotency.pointer_item(session["session_id"], int(time.time()))
         operations = [
             put(session, unique=True),
@@ -160,6 +163,8 @@ class SessionsRepo:
         try:
             table.transact(operations)
         except table.TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                raise WriteRefused(cancelled.reasons[0].item) from cancelled
             if cancelled.failed(1):
                 raise QuotaExceeded from cancelled
             raise

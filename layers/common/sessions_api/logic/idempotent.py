@@ -30,7 +30,7 @@ def once(
 
     A replay skips the route's own code, so the access check a first call makes happens here instead:
     a revoked or expired share, or a deleted session, answers 404/403, never the stored response.
-    `session_id` None: a create, whose replay is checked against the session it made.
+    `session_id` None: a create, whose replay is checked against the session it made or found.
     """
     result, replayed = idempotency.run_once(
         operation=operation, user=caller.user_id, key=key, body=body, session_id=session_id, produce=produce

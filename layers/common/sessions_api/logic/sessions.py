@@ -76,10 +76,18 @@ class Sessions:
 
     # -- create ---------------------------------------------------------------------------------
     def create(self, caller: Caller, body: CreateSessionIn, *, temporary: bool = False) -> dict[str, Any]:
-        """`temporary`: opened by `POST /chat` without a session (marked, and given a short idle timeout)."""
+        """The session `create_or_get` made or found."""
+        session: dict[str, Any] = self.create_or_get(caller, body, temporary=temporary)["session"]
+        return session
+
+    def create_or_get(self, caller: Caller, body: CreateSessionIn, *, temporary: bool = False) -> dict[str, Any]:
+        """`{session_id, created, session}` (what an `Idempotency-Key` stores and a replay checks): a new session,
+        or (`created` false) the one `body.session_id` names when the caller owns it already, as it is. The id is
+        unique by the create's own condition, so racing creates of one id make one session. `temporary`: opened
+        by `POST /chat` without a session (marked, and given a short idle timeout)."""
         moment = timeutil.now()
         at = timeutil.iso(moment)
-        session_id = ids.new_session_id()
+        session_id = body.session_id or ids.new_session_id()
         idle_minutes = body.idle_timeout_minutes or self.settings.idle_timeout_minutes
         first_messages = []
         if body.prompt is not None:
@@ -114,6 +122,10 @@ class Sessions:
         large = [item["payload_key"] for item in stored if "payload_key" in item]
         try:
             self.repo.create(session, quota=self.settings.max_active_sessions, extra_items=[created, *stored])
+        except WriteRefused as refused:
+            payloads.discard(large)
+            existing = _existing(caller, session_id, refused.current)
+            return {"session_id": session_id, "created": False, "session": existing}
         except QuotaExceeded as exc:
             payloads.discard(large)
             raise errors.SessionQuotaExceeded(
@@ -123,7 +135,7 @@ class Sessions:
         except Exception:
             payloads.discard(large)
             raise
-        return session_out(session).model_dump(mode="json")
+        return {"session_id": session_id, "created": True, "session": session_out(session).model_dump(mode="json")}
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, caller: Caller, session_id: str, *, include_messages: bool) -> dict[str, Any]:
@@ -319,6 +331,18 @@ class Sessions:
             next_cursor=next_cursor,
             has_more=next_cursor is not None,
         ).model_dump(mode="json")
+
+
+def _existing(caller: Caller, session_id: str, holder: dict[str, Any] | None) -> dict[str, Any]:
+    """The session holding the id a create asked for: the caller's own, unchanged, else a 409 naming nobody."""
+    if holder is None or holder["created_by"] != caller.user_id:
+        raise errors.Conflict(f"Session id {session_id} is taken; choose another id")
+    if visible(holder, timeutil.now().timestamp()) is None:
+        # Not reused until purged: a new session there would lose its items to the old one's pending purge.
+        raise errors.Conflict(
+            f"Session id {session_id} belonged to a session of yours that was deleted; choose another id"
+        )
+    return session_out(holder).model_dump(mode="json")
 
 
 def event_out(item: dict[str, Any]) -> TimelineEvent:

@@ -10,7 +10,10 @@ from sessions_api.ids import SESSION_ID_PATTERN
 from sessions_api.models.entities import SessionOut, SessionType, Status
 from sessions_api.models.types import JsonFloat, JsonInt, Metadata, ModelId, Name, Preferences, StrictModel, Text, Title
 
-SessionId = Annotated[str, Field(pattern=SESSION_ID_PATTERN, examples=["session_0123456789abcdef"])]
+SessionId = Annotated[
+    str,
+    Field(pattern=SESSION_ID_PATTERN, examples=["session_0123456789abcdef", "0b6f4d4e-7c1a-4f0e-9a39-2d5c8e1f3a70"]),
+]
 
 
 class BudgetIn(StrictModel):
@@ -19,6 +22,13 @@ class BudgetIn(StrictModel):
 
 
 class CreateSessionIn(StrictModel):
+    session_id: SessionId | None = Field(
+        default=None,
+        description=(
+            "The client's own id (8–64 of `A-Z a-z 0-9 _ -`, e.g. a UUID); by default `session_` + 16 random hex. "
+            "One the caller already owns → `200` with that session, unchanged; one that is taken → `409`"
+        ),
+    )
     title: Title = "New Chat"
     session_type: SessionType = SessionType.CHAT
     agent_name: Name = "chat"

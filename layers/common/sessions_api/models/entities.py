@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Status(StrEnum):
@@ -72,6 +73,8 @@ class SessionOut(BaseModel):
     turn_count: int = 0
     token_usage: TokenUsage = TokenUsage()
     last_message_preview: str | None = None
+    has_slide_deck: bool = Field(default=False, description="The session has a slide deck (`GET …/slides`)")
+    active_run: str | None = Field(default=None, description="The `request_id` of the chat run in progress")
     version: int
 
 
@@ -105,6 +108,13 @@ def _expires_at(data: dict[str, Any], status: Status) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _active_run(data: dict[str, Any]) -> str | None:
+    # Only while its lease holds, as a new chat judges the turn: a lapsed holder is a dead run about to be recovered.
+    if data.get("active_run_until", 0) >= int(time.time()):
+        return data.get("active_run")
+    return None
+
+
 def session_out(item: dict[str, Any]) -> SessionOut:
     data = plain(item)
     status = Status(data["status"])
@@ -134,5 +144,7 @@ def session_out(item: dict[str, Any]) -> SessionOut:
             cost_usd=float(data.get("cost_usd", 0)),
         ),
         last_message_preview=data.get("last_message_preview"),
+        has_slide_deck=data.get("deck_version", 0) > 0,
+        active_run=_active_run(data),
         version=data["version"],
     )
