@@ -41,3 +41,14 @@ def caller_from_event(event: dict[str, Any]) -> Caller:
     if str(claims.get("email_verified")).lower() != "true":
         email = None
     return Caller(user_id=sub, email=email.lower() if isinstance(email, str) and email else None)
+
+
+def caller_from_connection(event: dict[str, Any]) -> Caller:
+    """The caller of a live (WebSocket) connection: what its $connect authorizer returned, which API Gateway
+    passes with every message of the connection (`requestContext.authorizer`)."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    sub = authorizer.get("principalId")
+    if not isinstance(sub, str) or not sub.strip():
+        raise Unauthorized()
+    email = authorizer.get("email")
+    return Caller(user_id=sub, email=email.lower() if isinstance(email, str) and email else None)

@@ -42,6 +42,8 @@ class Settings(BaseModel):
     run_events_retention_hours: int = Field(default=24, ge=1)
     # The local provider's pause between streamed chunks (so streaming is observable offline).
     local_stream_delay_ms: int = Field(default=50, ge=0)
+    # The live WebSocket API's @connections endpoint (template.yaml; the local gateway's locally); empty: none.
+    live_connections_url: str = ""
 
 
 @lru_cache(maxsize=1)

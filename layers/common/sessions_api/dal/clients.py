@@ -83,8 +83,20 @@ def bedrock_runtime() -> Any:
     return boto3.client("bedrock-runtime", config=_BEDROCK_CONFIG)
 
 
+# A post to a WebSocket connection is a short call: two attempts, so one slow connection cannot hold a run's
+# other subscribers (or its worker) back for long.
+_CONNECTIONS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=1, read_timeout=2)
+
+
+@cache
+def connections(endpoint_url: str) -> Any:
+    """The live WebSocket API's @connections endpoint (`LIVE_CONNECTIONS_URL`)."""
+    return boto3.client("apigatewaymanagementapi", config=_CONNECTIONS_CONFIG, endpoint_url=endpoint_url)
+
+
 def reset() -> None:
     """Forget cached clients (tests bind them inside a fresh mock)."""
+    connections.cache_clear()
     dynamodb.cache_clear()
     dynamodb_wire.cache_clear()
     s3.cache_clear()

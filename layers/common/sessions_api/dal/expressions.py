@@ -44,7 +44,8 @@ class Expr:
         self._sets.append(clause)
         return self
 
-    def add(self, attribute: str, amount: float) -> Expr:
+    def add(self, attribute: str, amount: float | frozenset[str]) -> Expr:
+        """ADD: a number to a counter, or members to a string set."""
         self._adds.append(f"{self.name(attribute)} {self.value(amount)}")
         return self
 

@@ -21,6 +21,7 @@ RUN_EVENT_PREFIX = "RUNEVT#"
 RUN_QUEUE_PREFIX = "RUNQ#"
 RUN_QUEUE_FIRST = "!"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+LIVE_PREFIX = "LIVE#"  # a WebSocket connection's subscription to a run, in the run's session partition
 IDEMPOTENCY_SK = "IDEMPOTENCY"
 
 
@@ -154,3 +155,12 @@ def message_payload_s3_key(owner: str, session_id: str, message_id: str) -> str:
 def results_payload_s3_key(owner: str, session_id: str, payload_id: str) -> str:
     """Results too large for their item, one object per PUT (the item names the current one)."""
     return f"{s3_session_prefix(owner, session_id)}payloads/{payload_id}.json"
+
+
+def connection_key(connection_id: str) -> dict[str, str]:
+    """A live (WebSocket) connection: who it is, and which runs it follows."""
+    return {"PK": f"CONN#{connection_id}", "SK": "#CONN"}
+
+
+def subscription_key(session_id: str, request_id: str, connection_id: str) -> dict[str, str]:
+    return {"PK": session_pk(session_id), "SK": f"{LIVE_PREFIX}{request_id}#{connection_id}"}

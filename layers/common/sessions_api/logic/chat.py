@@ -94,25 +94,30 @@ class Chat:
         output_allowance(session, agent, price, estimate)
 
     # -- read -------------------------------------------------------------------------------------------
-    def _load(self, caller: Caller, request_id: str, action: Action) -> dict[str, Any]:
-        """The run, if the caller may `action` on its session (404 for a stranger, as for a missing run)."""
+    def _load(self, caller: Caller, request_id: str, action: Action) -> tuple[Access, dict[str, Any]]:
+        """The caller's access and the run, if the caller may `action` on its session (404 for a stranger, as
+        for a missing run): one request."""
         session_id = ids.request_session(request_id)
         if session_id is None:
             raise errors.RunNotFound(request_id)
         session, shares, run = RunsRepo().get_with_access(session_id, request_id, caller)
         session = visible(session, time.time())
         try:
-            policy.resolve(session_id, session, shares, caller, action, timeutil.now_iso())
+            access = policy.resolve(session_id, session, shares, caller, action, timeutil.now_iso())
         except errors.SessionNotFound:
             raise errors.RunNotFound(request_id) from None
         if run is None:
             raise errors.RunNotFound(request_id)
-        return run
+        return access, run
+
+    def readable_run(self, caller: Caller, request_id: str) -> tuple[Access, dict[str, Any]]:
+        """The run and the access that lets the caller read it (a subscription keeps the share, to re-check)."""
+        return self._load(caller, request_id, Action.READ)
 
     def poll(self, caller: Caller, request_id: str, *, after: int, wait: float, remaining_ms: int) -> dict[str, Any]:
         """The run's events after `after`, waiting up to `wait` seconds (inside the function's time) for one."""
         deadline = time.monotonic() + min(wait, max(remaining_ms / 1000 - 2, 0))
-        run = self._load(caller, request_id, Action.READ)
+        _, run = self._load(caller, request_id, Action.READ)
         repo = RunsRepo()
         while True:
             events = (
@@ -206,6 +211,6 @@ class Chat:
 
     # -- cancel -----------------------------------------------------------------------------------------
     def cancel(self, caller: Caller, request_id: str) -> dict[str, Any]:
-        run = self._load(caller, request_id, Action.WRITE)
+        _, run = self._load(caller, request_id, Action.WRITE)
         ended = turns.cancel(self.settings, run)
         return {"request_id": request_id, "status": ended["status"]}

@@ -34,6 +34,7 @@ from sessions_api.logic.context import (
     to_turns,
 )
 from sessions_api.logic.decks import DeckConflict, Decks, RunDeck, StoredDeck
+from sessions_api.logic.live import RunSubscribers
 from sessions_api.models.decks import SlideContext
 from sessions_api.models.entities import plain
 from sessions_api.observability import logger
@@ -129,9 +130,17 @@ class Execution:
         self.turn_renewed = time.monotonic()
         self.renewing_turn = False
         self.slides: SlideWork | None = None  # the run's `write_slides` tool, when its agent has it
+        self.live = RunSubscribers(settings, run, worker)
+        self.numbered: list[dict[str, Any]] = []  # the events of the last `event_operations`, as stored
 
     # -- the run ----------------------------------------------------------------------------------------
     def go(self, provider: ModelProvider) -> None:
+        try:
+            self._go(provider)
+        finally:
+            self.live.close()
+
+    def _go(self, provider: ModelProvider) -> None:
         started = time.perf_counter()
         session = visible(next(iter(SessionsRepo().get_many([self.session_id])), None), time.time())
         if session is None:
@@ -272,11 +281,10 @@ class Execution:
         lease = now + self.settings.run_lease_seconds
         ttl = now + self.settings.run_events_retention_hours * 3600
         at = timeutil.now_iso()
+        self.numbered = [event | {"at": at, "id": self.last_event + number} for number, event in enumerate(events, 1)]
         operations = [
-            put(
-                items.run_event(self.session_id, self.request_id, self.last_event + number, event | {"at": at}, ttl=ttl)
-            )
-            for number, event in enumerate(events, start=1)
+            put(items.run_event(self.session_id, self.request_id, event["id"], event, ttl=ttl))
+            for event in self.numbered
         ]
         operations.append(
             self.repo.progress(
@@ -294,8 +302,9 @@ class Execution:
         return operations
 
     def emitted(self, events: list[dict[str, Any]]) -> None:
-        """The last `event_operations(events)` committed."""
+        """The last `event_operations(events)` committed: counted, and pushed to the run's subscribers."""
         self.last_event += len(events)
+        self.live.push(plain(self.numbered))
         if self.renewing_turn:
             self.turn_renewed = time.monotonic()
 
