@@ -131,6 +131,6 @@ def test_x_ray_rights_only_when_tracing_is_on(mode: str, granted: bool, monkeypa
     functions = [
         resource for resource in template["Resources"].values() if resource["Type"] == "AWS::Serverless::Function"
     ]
-    assert len(roles) == len(functions) == 8
+    assert len(roles) == len(functions) == 10
     for logical_id, role in roles.items():
         assert ("AWSXrayWriteOnlyAccess" in json.dumps(role)) is granted, logical_id
