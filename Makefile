@@ -44,7 +44,7 @@ $(LOCAL_TEMPLATE): $(STAMP) $(SOURCES)
 
 local-build: $(LOCAL_TEMPLATE) $(RUNTIME_STAMP) ## sam build for this machine (make dev serves it, and reloads a rebuild)
 
-dev: $(STAMP) local-build ## serve the whole API on http://127.0.0.1:3000 with an embedded AWS
+dev: $(STAMP) local-build ## serve the whole API on http://127.0.0.1:3000 (live: ws://127.0.0.1:3001/live) with an embedded AWS
 	ModelProvider=local $(BIN)/python -m local.gateway --template $(LOCAL_TEMPLATE) --state-file .local/stack.json \
 		--data-dir .local/data
 

@@ -68,6 +68,12 @@ class LocalAws:
         self._server.stop()
 
 
+def reachable_host(host: str) -> str:
+    """Where this machine reaches a server listening on `host`."""
+    # Bound to every interface (for containers, local.sam_local), it is still reached here through loopback.
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  # nosec B104
+
+
 def start_local_aws(stack: Stack, host: str = "127.0.0.1", port: int = 0) -> LocalAws:
     """A moto server (on a free loopback port by default) with the stack's tables and buckets created."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log would drown the gateway's
@@ -75,9 +81,7 @@ def start_local_aws(stack: Stack, host: str = "127.0.0.1", port: int = 0) -> Loc
     server = SerializedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_port = server.get_host_and_port()[1]
-    # Bound to every interface (for containers, local.sam_local), it is still reached here through loopback.
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  # nosec B104
-    endpoint = f"http://{reachable}:{bound_port}"
+    endpoint = f"http://{reachable_host(host)}:{bound_port}"
     try:
         resources = create_aws_resources(stack, aws_client("dynamodb", endpoint), aws_client("s3", endpoint))
     except BaseException:

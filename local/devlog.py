@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,13 @@ def readable(function: str, line: str) -> str | None:
     return f"  {function} | {level} {record.get('message', text)}" + (f" ({extras})" if extras else "")
 
 
+def log(*fields: object) -> None:
+    """One line of the terminal: the time, then what happened."""
+    line = " ".join(map(str, (datetime.now().strftime("%H:%M:%S"), *fields)))
+    sys.stdout.write(line + "\n")  # one write: lines of concurrent requests never mix
+    sys.stdout.flush()
+
+
 class FunctionLog:
     """The pipe a function's workers write their stdout to, read by a thread that files and prints it."""
 
@@ -56,7 +64,7 @@ class FunctionLog:
             self._raw.flush()
             shown = readable(self.function, line)
             if shown is not None:
-                print(datetime.now().strftime("%H:%M:%S"), shown, flush=True)
+                log(shown)
 
     def close(self) -> None:
         self.stream.close()  # workers are gone: the reader meets the end of the pipe

@@ -2,9 +2,10 @@
 
     python -m local.gateway [--template template.yaml] [--warm] [--no-schedules]
 
-Environment: PORT (default 3000; 0 picks a free port), DEV_USER_ID (the caller when no X-Dev-User header
-is sent; default dev-user; empty: no caller, so authorized routes answer 401), and any template parameter
-or function environment variable by its name (`IdleTimeoutMinutes=5`, `IDLE_TIMEOUT_MINUTES=2`).
+Environment: PORT (default 3000; 0 picks a free port), WS_PORT (the WebSocket API's, with its @connections
+API; default PORT + 1, a free port when PORT is 0), DEV_USER_ID (the caller when no X-Dev-User header or
+`?user=` is sent; default dev-user; empty: no caller, so authorized routes answer 401), and any template
+parameter or function environment variable by its name (`IdleTimeoutMinutes=5`, `IDLE_TIMEOUT_MINUTES=2`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,8 +28,8 @@ from types import FrameType
 from typing import Any
 
 from local import snapshot, streams
-from local.aws import LocalAws, aws_client, default_state_file, start_local_aws, write_state
-from local.devlog import FunctionLog
+from local.aws import LocalAws, aws_client, default_state_file, reachable_host, start_local_aws, write_state
+from local.devlog import FunctionLog, log
 from local.routing import (
     Request,
     Response,
@@ -43,15 +45,22 @@ from local.routing import (
 )
 from local.runtime import FunctionPool, lambda_environment
 from local.schedule import Job, ScheduleError, Scheduler, parse_schedule, scheduled_event
-from local.template import HttpApiSpec, ScheduleSpec, Stack, TemplateError, functions, http_api, load_stack
+from local.template import (
+    HttpApiSpec,
+    ScheduleSpec,
+    Stack,
+    TemplateError,
+    WebSocketApiSpec,
+    functions,
+    http_api,
+    load_stack,
+    websocket_api,
+)
+from local.websocket import LiveGateway
 
 API_TIMEOUT_SECONDS = 30  # HTTP API gives up on an integration after 30 s
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
 MAX_LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous invocation's event, and its result
-
-
-def log(*fields: object) -> None:
-    print(datetime.now().strftime("%H:%M:%S"), *fields, flush=True)
 
 
 class Gateway:
@@ -256,16 +265,25 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warm", action="store_true", help="start one worker per function right away")
     parser.add_argument("--no-schedules", action="store_true", help="do not run scheduled functions")
     parser.add_argument("--data-dir", type=Path, help="load the tables and buckets from here, save them on exit")
+    parser.add_argument("--ws-port", type=int, help="the WebSocket API's port (default: WS_PORT, else PORT + 1)")
     return parser.parse_args(argv)
 
 
-def _print_routes(pools: Mapping[str, FunctionPool]) -> None:
+def _print_routes(pools: Mapping[str, FunctionPool], live_api: WebSocketApiSpec | None) -> None:
     for pool in pools.values():
         for route in pool.spec.routes:
             print(f"  {route.key:<60} → {pool.spec.logical_id}")
         for schedule in pool.spec.schedules:
             state = "" if schedule.enabled else " (disabled)"
             print(f"  {schedule.expression + state:<60} → {pool.spec.logical_id}")
+    for key, websocket_route in (live_api.routes if live_api else {}).items():
+        print(f"  {'WebSocket ' + key:<60} → {websocket_route.function}")
+
+
+def _ws_port(arguments: argparse.Namespace, port: int) -> int:
+    if arguments.ws_port is not None:
+        return int(arguments.ws_port)
+    return int(os.environ.get("WS_PORT", port + 1 if port else 0))  # beside the HTTP port; free with PORT=0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -273,11 +291,24 @@ def main(argv: list[str] | None = None) -> None:
     try:
         stack = load_stack(arguments.template)
         api = http_api(stack)
-        specs = functions(stack)
+        live_api = websocket_api(stack)
     except (OSError, TemplateError) as error:
         sys.exit(f"{arguments.template}: {error}")
     state_file = arguments.state_file or default_state_file(stack)
     port = int(os.environ.get("PORT", "3000"))
+    live_listener = None
+    if live_api is not None:
+        ws_port = _ws_port(arguments, port)
+        try:
+            live_listener = socket.create_server((arguments.host, ws_port))
+        except OSError as error:
+            sys.exit(f"Cannot listen on {arguments.host}:{ws_port} ({error.strerror}); set WS_PORT to another port.")
+        # Bound before the functions' environment is resolved: LIVE_CONNECTIONS_URL names this address.
+        stack.local_apis[live_api.logical_id] = f"{reachable_host(arguments.host)}:{live_listener.getsockname()[1]}"
+    try:
+        specs = functions(stack)
+    except TemplateError as error:
+        sys.exit(f"{arguments.template}: {error}")
 
     aws = start_local_aws(stack)
     dynamodb, s3 = aws_client("dynamodb", aws.endpoint), aws_client("s3", aws.endpoint)
@@ -291,11 +322,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         for spec in specs
     }
+    dev_user = os.environ.get("DEV_USER_ID", "dev-user")
     try:
-        server = GatewayServer((arguments.host, port), Gateway(api, pools, os.environ.get("DEV_USER_ID", "dev-user")))
+        server = GatewayServer((arguments.host, port), Gateway(api, pools, dev_user))
     except OSError as error:
         aws.stop()
         sys.exit(f"Cannot listen on {arguments.host}:{port} ({error.strerror}); set PORT to another port.")
+    live = None if live_api is None else LiveGateway(live_api, pools, dev_user)
     scheduler = Scheduler([] if arguments.no_schedules else _schedule_jobs(pools))
     pollers = _stream_pollers(stack, pools, aws)
 
@@ -306,20 +339,28 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     base_url = f"http://{arguments.host}:{server.server_address[1]}"
+    live_url = None
     try:
-        _print_routes(pools)
+        _print_routes(pools, live_api)
         if arguments.warm:
             for pool in pools.values():
                 threading.Thread(target=pool.warm, daemon=True).start()
         scheduler.start()
         for poller in pollers:
             poller.start()
-        state = {"pid": os.getpid(), "gateway_url": base_url, "aws_endpoint": aws.endpoint}
-        write_state(state_file, {**state, "resources": aws.resources})
+        if live is not None and live_listener is not None:
+            live.start(live_listener)
+            live_url = f"ws://{arguments.host}:{live_listener.getsockname()[1]}/{live.api.stage}"
+        state = {"pid": os.getpid(), "gateway_url": base_url, "aws_endpoint": aws.endpoint, "websocket_url": live_url}
+        write_state(state_file, {**state, "local_apis": stack.local_apis, "resources": aws.resources})
         print(f"AWS (moto) on {aws.endpoint}: {', '.join(aws.resources.values()) or 'no resources'}")
+        if live_url is not None:
+            print(f"WebSocket API on {live_url} (?user=<id> as the caller; @connections at http{live_url[2:]})")
         print(f"Gateway on {base_url} (Ctrl-C to stop)", flush=True)
         server.serve_forever(poll_interval=0.1)
     finally:
+        if live is not None:
+            live.stop()  # before the workers stop: each connection's $disconnect still runs
         scheduler.stop()
         for poller in pollers:
             poller.stop()

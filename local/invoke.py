@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
 
     stack = load_stack(arguments.template)
+    state = read_running_state(arguments.state_file or default_state_file(stack))
+    if state is not None:  # LIVE_CONNECTIONS_URL then names the running gateway's WebSocket API
+        stack.local_apis.update(state.get("local_apis") or {})
     specs = {spec.logical_id: spec for spec in functions(stack)}
     if arguments.function not in specs:
         parser.error(f"no function {arguments.function!r}; the template has {', '.join(sorted(specs))}")
     event = _read_event(arguments.event_option or arguments.event)
 
-    state = read_running_state(arguments.state_file or default_state_file(stack))
     local_aws: LocalAws | None = None
     if state is None:
         print("No running `make dev` found: starting a moto server for this invocation only.", file=sys.stderr)

@@ -1,9 +1,10 @@
 """template.yaml read the way CloudFormation and SAM read it, resolved for a local stack.
 
 `load_stack()` gives a `Stack` (parameters, conditions, local physical names, intrinsic resolution);
-`create_aws_resources()` creates its tables and buckets in moto; `functions()` and `http_api()` describe
-what the local gateway has to serve. Only the intrinsic functions and resource kinds template.yaml uses
-are supported: anything else is a TemplateError (an unknown short-form tag, a YAML error).
+`create_aws_resources()` creates its tables and buckets in moto; `functions()`, `http_api()` and
+`websocket_api()` describe what the local gateway has to serve. Only the intrinsic functions and resource
+kinds template.yaml uses are supported: anything else is a TemplateError (an unknown short-form tag, a YAML
+error).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ STACK_NAME = "sessions-api-local"
 
 NO_AUTHORIZER = "NONE"
 
+URL_SUFFIX = "amazonaws.com"
+
 _PSEUDO_PARAMETERS: dict[str, Any] = {
     "AWS::Region": REGION,
     "AWS::AccountId": ACCOUNT_ID,
     "AWS::StackName": STACK_NAME,
     "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::URLSuffix": URL_SUFFIX,
 }
 
 
@@ -50,7 +53,7 @@ _CloudFormationLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
-_SHORT_FORM_FUNCTIONS = ("Sub", "GetAtt", "If", "Equals", "Not")
+_SHORT_FORM_FUNCTIONS = ("Sub", "GetAtt", "If", "Equals", "Not", "Join")
 
 
 def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -136,6 +139,11 @@ def _fake_api_id(logical_id: str) -> str:
     return hashlib.sha256(logical_id.encode()).hexdigest()[:10]
 
 
+def _execute_api_host(logical_id: str) -> str:
+    """The API's default domain in AWS (`<api id>.execute-api.<region>.amazonaws.com`)."""
+    return f"{_fake_api_id(logical_id)}.execute-api.{REGION}.{URL_SUFFIX}"
+
+
 @dataclass
 class Stack:
     """A template deployed "locally": nothing is created, but every name and intrinsic has a value."""
@@ -144,6 +152,9 @@ class Stack:
     base_dir: Path
     overrides: Mapping[str, str]
     parameters: dict[str, Any] = field(init=False)
+    # APIs served on this machine, by logical id: "127.0.0.1:3001". Their execute-api URLs resolve there, so
+    # a function given `https://${LiveApi}.execute-api...` reaches the local gateway (plain http and ws).
+    local_apis: dict[str, str] = field(init=False, default_factory=dict)
     _conditions: dict[str, bool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -262,6 +273,9 @@ class Stack:
             case "Fn::If":
                 name, if_true, if_false = argument
                 return self._resolve(if_true if self.condition(name) else if_false)
+            case "Fn::Join" if isinstance(argument, list):
+                delimiter, values = argument
+                return delimiter.join(_to_str(item) for item in self._resolve(values))
         raise TemplateError(f"{function} {argument!r} is not supported locally")
 
     def _ref(self, name: str) -> Any:
@@ -272,8 +286,10 @@ class Stack:
         if name in self.parameters:
             return self.parameters[name]
         resource_type = self.resource_type(name)
-        if resource_type == "AWS::Serverless::HttpApi":
-            return _fake_api_id(name)
+        if resource_type == "AWS::ApiGatewayV2::Stage":
+            return _to_str(self.resolve(self.properties(name)["StageName"]))
+        if resource_type == "AWS::Serverless::HttpApi" or resource_type.startswith("AWS::ApiGatewayV2::"):
+            return _fake_api_id(name)  # an API's, integration's, route's or authorizer's id
         if resource_type in ("AWS::Serverless::LayerVersion", "AWS::SNS::Topic"):
             return self.arn(name)
         if resource_type == "AWS::SQS::Queue":
@@ -299,7 +315,14 @@ class Stack:
                 return self.get_att(logical_id, attribute)
             return _to_str(self._ref(name))
 
-        return _replace_dynamic_references(_SUB_VARIABLE.sub(substitute, text))
+        return self._localized(_replace_dynamic_references(_SUB_VARIABLE.sub(substitute, text)))
+
+    def _localized(self, text: str) -> str:
+        """`text` with the URLs of locally served APIs pointing at them: https → http, wss → ws."""
+        for logical_id, address in self.local_apis.items():
+            host = _execute_api_host(logical_id)
+            text = text.replace(f"https://{host}", f"http://{address}").replace(f"wss://{host}", f"ws://{address}")
+        return text
 
 
 def load_stack(path: str | os.PathLike[str] = "template.yaml", overrides: Mapping[str, str] | None = None) -> Stack:
@@ -557,6 +580,97 @@ def http_api(stack: Stack) -> HttpApiSpec:
     if len(apis) != 1:
         raise TemplateError(f"expected exactly one HTTP API, found {sorted(apis) or 'none'}")
     return next(iter(apis.values()))
+
+
+@dataclass(frozen=True)
+class WebSocketRouteSpec:
+    key: str  # "$connect", "$disconnect", "$default", or a custom route key such as "subscribe"
+    function: str  # logical id of the function its Lambda proxy integration invokes
+    authorized: bool  # an authorizer guards it (API Gateway allows one on $connect only)
+    responds: bool  # a RouteResponse makes it two-way: the function's result goes back to the client
+
+
+@dataclass(frozen=True)
+class WebSocketApiSpec:
+    logical_id: str
+    api_id: str
+    stage: str
+    selection_path: tuple[str, ...]  # RouteSelectionExpression `$request.body.action` → ("action",)
+    routes: Mapping[str, WebSocketRouteSpec]  # by route key
+
+
+_SELECTION_EXPRESSION = re.compile(r"^\$\{?request\.body\.([A-Za-z0-9_.]+)\}?$")
+_INTEGRATION_FUNCTION = re.compile(r"/functions/(arn:[^/]+)/invocations$")
+
+
+def _by_api(stack: Stack, resource_type: str, api: str) -> dict[str, dict[str, Any]]:
+    """The resources of one type that belong to the API (`ApiId: !Ref <api>`), unresolved, by logical id."""
+    return {
+        logical_id: resource.get("Properties") or {}
+        for logical_id, resource in stack.resources(resource_type).items()
+        if (resource.get("Properties") or {}).get("ApiId") == {"Ref": api}
+    }
+
+
+def _integration_function(stack: Stack, api: str, target: str) -> str:
+    """The logical id of the function behind a route's `Target: integrations/<integration id>`."""
+    integrations = {
+        _fake_api_id(logical_id): properties
+        for logical_id, properties in _by_api(stack, "AWS::ApiGatewayV2::Integration", api).items()
+    }
+    properties = integrations.get(target.removeprefix("integrations/"))
+    if properties is None or properties.get("IntegrationType") != "AWS_PROXY":
+        raise TemplateError(f"{api}: only routes with a Lambda proxy integration run locally, not {target!r}")
+    uri = _to_str(stack.resolve(properties["IntegrationUri"]))
+    match = _INTEGRATION_FUNCTION.search(uri)
+    functions_by_arn = {
+        stack.arn(logical_id): logical_id for logical_id in stack.resources("AWS::Serverless::Function")
+    }
+    function = functions_by_arn.get(match[1] if match else uri)
+    if function is None:
+        raise TemplateError(f"{api}: the integration {uri!r} names no function of the template")
+    return function
+
+
+def websocket_api(stack: Stack) -> WebSocketApiSpec | None:
+    """The stack's WebSocket API (`AWS::ApiGatewayV2::Api`, `ProtocolType: WEBSOCKET`), if it has one."""
+    apis = {
+        logical_id: resource.get("Properties") or {}
+        for logical_id, resource in stack.resources("AWS::ApiGatewayV2::Api").items()
+        if (resource.get("Properties") or {}).get("ProtocolType") == "WEBSOCKET"
+    }
+    if not apis:
+        return None
+    if len(apis) > 1:
+        raise TemplateError(f"expected one WebSocket API, found {sorted(apis)}")
+    ((logical_id, properties),) = apis.items()
+    expression = _to_str(stack.resolve(properties.get("RouteSelectionExpression", "")))
+    selection = _SELECTION_EXPRESSION.match(expression)
+    if selection is None:
+        raise TemplateError(f"{logical_id}: RouteSelectionExpression {expression!r} is not played locally")
+    stages = _by_api(stack, "AWS::ApiGatewayV2::Stage", logical_id)
+    if len(stages) != 1:
+        raise TemplateError(f"{logical_id}: expected one stage, found {sorted(stages) or 'none'}")
+    two_way = {
+        _to_str((properties.get("RouteId") or {}).get("Ref"))
+        for properties in _by_api(stack, "AWS::ApiGatewayV2::RouteResponse", logical_id).values()
+    }
+    routes = {}
+    for route_id, route in _by_api(stack, "AWS::ApiGatewayV2::Route", logical_id).items():
+        key = _to_str(stack.resolve(route["RouteKey"]))
+        routes[key] = WebSocketRouteSpec(
+            key=key,
+            function=_integration_function(stack, logical_id, _to_str(stack.resolve(route.get("Target", "")))),
+            authorized=_to_str(stack.resolve(route.get("AuthorizationType", "NONE"))) != "NONE",
+            responds=route_id in two_way,
+        )
+    return WebSocketApiSpec(
+        logical_id=logical_id,
+        api_id=_fake_api_id(logical_id),
+        stage=_to_str(stack.resolve({"Ref": next(iter(stages))})),
+        selection_path=tuple(selection[1].split(".")),
+        routes=routes,
+    )
 
 
 def _event_api(event_properties: dict[str, Any]) -> str:

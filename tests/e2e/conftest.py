@@ -1,7 +1,8 @@
 """End-to-end fixtures: the local gateway (`python -m local.gateway`) as a subprocess on a free port.
 
 `gateway` serves the repository's template.yaml for the whole test session; `api` calls it as a fresh
-user of its own, so tests never see each other's data; `gateway.as_user("alice")` calls it as anyone.
+user of its own, so tests never see each other's data; `gateway.as_user("alice")` calls it as anyone, and
+`gateway.live("alice")` opens a connection to its WebSocket API as anyone.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import pytest
 import requests
+from websockets.sync.client import ClientConnection, connect
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 60
@@ -49,10 +52,17 @@ class RunningGateway:
     state_file: Path  # what `python -m local.invoke --state-file` reads
     log_file: Path  # everything the gateway and its functions printed
     environment: dict[str, str]  # the gateway's process environment: `local.invoke` against it needs the same
+    websocket_url: str | None = None  # e.g. ws://127.0.0.1:54322/live; None when the template has no WebSocket API
 
     def as_user(self, user: str | None, email: str | None = None) -> ApiClient:
         """A client calling as `user` (None: no X-Dev-User header, so the gateway's DEV_USER_ID)."""
         return ApiClient(self.base_url, user, email)
+
+    def live(self, user: str | None, email: str | None = None) -> ClientConnection:
+        """A connection to the WebSocket API as `user` (`?user=`; None: the gateway's DEV_USER_ID)."""
+        assert self.websocket_url is not None, "the template has no WebSocket API"
+        query = urlencode({name: value for name, value in (("user", user), ("email", email)) if value is not None})
+        return connect(f"{self.websocket_url}?{query}" if query else self.websocket_url, open_timeout=30)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -94,6 +104,7 @@ def run_gateway(
             state_file,
             log_file,
             env,
+            state.get("websocket_url"),
         )
     finally:
         process.send_signal(signal.SIGTERM)

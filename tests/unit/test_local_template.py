@@ -227,9 +227,13 @@ def test_short_form_tags_become_long_form(template_path: Path) -> None:
 
 def test_a_short_form_tag_template_yaml_does_not_use_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "template.yaml"
-    path.write_text("Outputs:\n  Joined:\n    Value: !Join [',', [a, b]]\n")
-    with pytest.raises(yaml.YAMLError, match="!Join"):
+    path.write_text("Outputs:\n  Picked:\n    Value: !Select [0, [a, b]]\n")
+    with pytest.raises(yaml.YAMLError, match="!Select"):
         load_template(path)
+
+
+def test_join_joins_resolved_values(stack: Stack) -> None:
+    assert stack.resolve({"Fn::Join": [",", ["a", {"Fn::If": ["IsProd", "b", "c"]}]]}) in ("a,b", "a,c")
 
 
 def test_parameters_come_from_defaults_and_overrides(template_path: Path) -> None:
@@ -320,7 +324,7 @@ def test_intrinsic_functions(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        {"Fn::Join": [",", ["a", "b"]]},
+        {"Fn::Select": [0, ["a", "b"]]},
         {"Fn::Sub": ["${Name}", {"Name": "x"}]},
         {"Fn::GetAtt": ["Bucket", "DomainName"]},
     ],
