@@ -1,13 +1,16 @@
-"""Service endpoints: the OpenAPI spec, Swagger UI (served by the API itself, no CDN), health, and the
-catch-all `$default` route that answers unknown paths with our 404 problem instead of API Gateway's own."""
+"""Service endpoints: the OpenAPI spec, Swagger UI and the playground (both served by the API itself, no CDN),
+health, and the catch-all `$default` route that answers unknown paths with our 404 problem instead of API
+Gateway's own."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
 from pathlib import Path as FilePath
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -20,6 +23,7 @@ app = http.create_app()
 HERE = FilePath(__file__).resolve().parent
 SPEC_FILE = HERE / "openapi.json"  # written by `make openapi` (python -m tools.openapi)
 ASSET_DIR = HERE / "swagger_ui"
+PLAYGROUND_DIR = HERE / "playground"
 BASE = "/api/v1"
 HTML_TYPE = "text/html; charset=utf-8"
 ASSETS = {
@@ -29,6 +33,10 @@ ASSETS = {
     "favicon-32x32.png": "image/png",
     "favicon-16x16.png": "image/png",
     "LICENSE": "text/plain; charset=utf-8",
+}
+PLAYGROUND_ASSETS = {
+    "playground.js": "text/javascript; charset=utf-8",
+    "playground.css": "text/css; charset=utf-8",
 }
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -59,6 +67,13 @@ PAGE = """<!DOCTYPE html>
 """
 
 
+class PlaygroundConfig(BaseModel):
+    websocket_url: str = Field(
+        description="The live WebSocket API (`wss://…`, `ws://127.0.0.1:<port>` under `make dev`); empty: poll",
+        examples=["wss://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/live"],
+    )
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
     version: str = Field(description="The API version this deployment serves", examples=["0.1.0"])
@@ -76,20 +91,41 @@ def api_version() -> str:
 
 
 @cache
-def asset(name: str) -> tuple[bytes, str]:
-    """(content, ETag) of a vendored file, read once per execution environment."""
-    content = (ASSET_DIR / name).read_bytes()
+def asset(directory: FilePath, name: str) -> tuple[bytes, str]:
+    """(content, ETag) of a file of this package, read once per execution environment."""
+    content = (directory / name).read_bytes()
     return content, f'"{hashlib.sha256(content).hexdigest()[:32]}"'
 
 
-def cached(content: bytes | str, content_type: str, tag: str, cache_control: str, **headers: str) -> Response:
+@cache
+def live_url() -> str:
+    """The WebSocket API the playground streams from (template.yaml's `LIVE_URL`); anything but ws(s): none."""
+    url = os.environ.get("LIVE_URL", "").strip()
+    return url if urlsplit(url).scheme in ("ws", "wss") and urlsplit(url).netloc else ""
+
+
+@cache
+def playground_csp() -> str:
+    """Scripts and styles only from this API, sockets only to it and its WebSocket API; slides render in
+    sandboxed srcdoc frames (they inherit this policy, so their inline deck CSS needs 'unsafe-inline')."""
+    live = urlsplit(live_url())
+    sockets = f" {live.scheme}://{live.netloc}" if live.netloc else ""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        f"connect-src 'self'{sockets}; frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def cached(
+    content: bytes | str, content_type: str, tag: str, cache_control: str, headers: dict[str, str] | None = None
+) -> Response:
     if http.not_modified(http.header(app, "If-None-Match"), tag):
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": cache_control})
     return Response(
         status_code=200,
         content_type=content_type,
         body=content,
-        headers={"ETag": tag, "Cache-Control": cache_control, **SECURITY_HEADERS, **headers},
+        headers={"ETag": tag, "Cache-Control": cache_control, **SECURITY_HEADERS, **(headers or {})},
     )
 
 
@@ -140,9 +176,56 @@ def docs_asset(name: Annotated[str, Path(max_length=64, examples=["swagger-ui.cs
     content_type = ASSETS.get(name)
     if content_type is None:
         raise errors.NotFound(f"No file {name!r} here")
-    content, tag = asset(name)
+    content, tag = asset(ASSET_DIR, name)
     # Not fingerprinted: a day of caching, then a cheap revalidation by ETag.
     return cached(content, content_type, tag, "public, max-age=86400")
+
+
+@app.get(
+    f"{BASE}/playground",
+    summary="The playground: a web page to try the API (sessions, live chat with stop, the deck and its exports)",
+    responses={200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def playground_page():
+    content, _ = asset(PLAYGROUND_DIR, "index.html")
+    csp = playground_csp()
+    # The policy names the WebSocket API, so it is part of what a 304 vouches for.
+    tag = f'"{hashlib.sha256(content + csp.encode()).hexdigest()[:32]}"'
+    return cached(content, HTML_TYPE, tag, "no-cache", {"Content-Security-Policy": csp})
+
+
+@app.get(
+    f"{BASE}/playground/config.json",
+    summary="What the playground needs to know about this deployment: where its WebSocket API is",
+    responses={200: {"description": "The configuration", "content": {"application/json": {"model": PlaygroundConfig}}}},
+)
+def playground_config():
+    body = PlaygroundConfig(websocket_url=live_url())
+    return http.json_response(200, body.model_dump(), {"Cache-Control": "no-cache", **SECURITY_HEADERS})
+
+
+@app.get(
+    f"{BASE}/playground/<name>",
+    compress=True,
+    summary="A playground file (its script or stylesheet)",
+    responses={
+        200: {
+            "description": "The file",
+            "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+            },
+        },
+        304: {"description": "Not modified (`If-None-Match`)"},
+    },
+)
+def playground_asset(name: Annotated[str, Path(max_length=64, examples=["playground.js"])]):
+    content_type = PLAYGROUND_ASSETS.get(name)
+    if content_type is None:
+        raise errors.NotFound(f"No file {name!r} here")
+    content, tag = asset(PLAYGROUND_DIR, name)
+    # Ours and changed with every deploy, not fingerprinted: revalidate by ETag each time (a 304 is cheap).
+    return cached(content, content_type, tag, "no-cache")
 
 
 @app.get(
