@@ -429,3 +429,13 @@ def test_a_run_cancelled_just_before_it_writes_the_deck_writes_nothing(
     assert run["status"] == "cancelled"
     assert [event["type"] for event in run["events"]] == ["assistant", "tool_call", "complete"]
     assert "deck_written" not in [event["type"] for event in history_of(api, sid)]
+
+
+def test_the_model_is_told_the_titles_of_what_it_wrote(api: Api) -> None:
+    sid = deck_session(api)
+    run = run_to_end(api, sid, "Make 4 slides about <b>solar</b> & wind")
+    written = next(event for event in run["events"] if event["type"] == "tool_result")["output"]
+    assert written["titles"] == ["<b>solar</b> & wind", "<b>solar</b>", "Wind", "Why it matters"]
+    assert run["result"]["content"].endswith(
+        "The deck has 4 slides: <b>solar</b> & wind; <b>solar</b>; Wind; Why it matters."
+    )

@@ -332,7 +332,7 @@ def with_count(stored: StoredDeck) -> dict[str, Any]:
 
 
 def outline(deck: dict[str, Any]) -> list[str]:
-    """Each slide as its position, id and heading (its first line of text), for a model to see the deck by."""
+    """Each slide as its position, id and heading (its first heading, else its first words), for a model."""
     return [f"{index}. [{slide['slide_id']}] {_heading(slide['html'])}" for index, slide in enumerate(deck["slides"])]
 
 
@@ -356,6 +356,11 @@ def raw_html(deck: dict[str, Any], *, title: str) -> str:
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
+_HEADING = re.compile(r"<h[1-6]\b[^>]*>(.*?)</h[1-6]\s*>", re.IGNORECASE | re.DOTALL)
+
+
 def _heading(slide_html: str) -> str:
-    text = " ".join(html.unescape(_TAG.sub(" ", slide_html)).split())
+    """The slide's first heading, else its first words."""
+    found = _HEADING.search(slide_html)
+    text = " ".join(html.unescape(_TAG.sub(" ", found[1] if found else slide_html)).split())
     return text[:80] or "(no text)"
