@@ -75,7 +75,9 @@ def test_prompt_to_deck_to_pptx_offline_as_the_readme_shows(api: ApiClient) -> N
     assert accepted.status_code == 202, accepted.text
     run = poll_until_done(api, accepted.json()["request_id"])
     assert run["status"] == "completed", run
-    assert [event["type"] for event in run["events"]] == [
+    kinds = [event["type"] for event in run["events"]]
+    # (the reply's text comes in as many `assistant` events as the stream's pace makes)
+    assert [kind for number, kind in enumerate(kinds) if not number or kinds[number - 1] != kind] == [
         "assistant",
         "tool_call",
         "tool_result",

@@ -270,3 +270,21 @@ def test_a_run_id_names_a_session_id_full_of_underscores_and_dashes(api: Api, se
 def test_a_path_id_that_is_no_session_id_is_not_found(api: Api) -> None:
     for session_id in ("a" * 7, "a" * 65, "abcd.efgh"):
         assert api("GET", f"{BASE}/{session_id}").problem["code"] == "session_not_found"
+
+
+def test_an_id_whose_deleted_session_left_items_behind_is_not_reused(api: Api, table: Any) -> None:
+    # Given a deleted session whose own item is gone (its TTL) before the purge took its messages
+    sid = "0b6f4d4e-7c1a-4f0e-9a39-2d5c8e1f3a71"
+    assert api("POST", "/api/v1/sessions", body={"session_id": sid, "prompt": "secret"}).status == 201
+    table.delete_item(Key={"PK": f"SESSION#{sid}", "SK": "#SESSION"})
+    # When anyone creates a session by that id
+    refused = api("POST", "/api/v1/sessions", body={"session_id": sid}, user="bob")
+    # Then it is refused, and nobody sees the old messages
+    assert refused.status == 409 and "deleted" in refused.body["detail"]
+    assert api("GET", f"/api/v1/sessions/{sid}/messages", user="bob").status == 404
+
+
+def test_the_id_continue_is_a_route_not_a_session(api: Api) -> None:
+    refused = api("POST", "/api/v1/sessions", body={"session_id": "continue"})
+    assert refused.status == 422 and "route" in refused.body["errors"][0]["message"]
+    assert api("POST", "/api/v1/sessions", body={"session_id": "continues"}).status == 201

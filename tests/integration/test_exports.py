@@ -437,7 +437,7 @@ def test_a_deck_stored_in_s3_and_a_hundred_slides_export(api: Api) -> None:
         for i in range(100)
     ]
     assert api("PUT", f"{BASE}/{sid}/slides", body={"slides": slides}).status == 200
-    assert any("/payloads/deck-1.json" in key for key in s3_keys()), "the deck is over the item threshold"
+    assert any("/payloads/deck-1-" in key for key in s3_keys()), "the deck is over the item threshold"
     for export_format, count in (
         ("pptx", lambda data: len(Presentation(io.BytesIO(data)).slides)),
         ("pdf", lambda data: len(pypdf.PdfReader(io.BytesIO(data)).pages)),

@@ -19,12 +19,18 @@ def test_create_is_one_transaction(api: Api, ddb_calls: list[str]) -> None:
     assert ddb_calls == ["TransactWriteItems"]
 
 
-def test_a_client_id_is_one_transaction_whether_it_creates_or_finds_the_session(api: Api, ddb_calls: list[str]) -> None:
+def test_a_client_id_costs_one_read_and_one_transaction_whether_it_creates_or_finds(
+    api: Api, ddb_calls: list[str]
+) -> None:
     body = {"session_id": "0b6f4d4e-7c1a-4f0e-9a39-2d5c8e1f3a70", "prompt": "hi"}
     assert api("POST", BASE, body=body).status == 201
     assert api("POST", BASE, body=body).status == 200  # the refused write carries the session it found
     assert api("POST", BASE, body=body, user="bob").status == 409
-    assert ddb_calls == ["TransactWriteItems"] * 3
+    # The read: a deleted session's leftovers, not purged yet, must not become the new session's
+    assert ddb_calls == ["Query", "TransactWriteItems"] * 3
+    ddb_calls.clear()
+    assert api("POST", BASE, body={"prompt": "hi"}).status == 201
+    assert ddb_calls == ["TransactWriteItems"]  # our own random id: nothing to check
 
 
 def test_create_with_idempotency_key_adds_the_record_writes(api: Api, ddb_calls: list[str]) -> None:

@@ -429,3 +429,151 @@ def test_a_run_cancelled_just_before_it_writes_the_deck_writes_nothing(
     assert run["status"] == "cancelled"
     assert [event["type"] for event in run["events"]] == ["assistant", "tool_call", "complete"]
     assert "deck_written" not in [event["type"] for event in history_of(api, sid)]
+
+
+def test_the_model_is_told_the_titles_of_what_it_wrote(api: Api) -> None:
+    sid = deck_session(api)
+    run = run_to_end(api, sid, "Make 4 slides about <b>solar</b> & wind")
+    written = next(event for event in run["events"] if event["type"] == "tool_result")["output"]
+    assert written["titles"] == ["<b>solar</b> & wind", "<b>solar</b>", "Wind", "Why it matters"]
+    assert run["result"]["content"].endswith(
+        "The deck has 4 slides: <b>solar</b> & wind; <b>solar</b>; Wind; Why it matters."
+    )
+
+
+def test_slide_htmls_over_their_limit_are_refused_before_anything_is_stored(api: Api) -> None:
+    sid, before = five_slide_deck(api)
+    at_limit = {"indices": [0, 1], "slide_htmls": ["é" * 50_000, "é" * 50_000]}
+    over = {"indices": [0, 1], "slide_htmls": ["é" * 50_000, "é" * 50_001]}
+    refused = chat(api, sid, "Revise", slide_context=over)
+    assert refused.status == 422 and "100,000" in refused.body["errors"][0]["message"]
+    assert deck_of(api, sid) == before
+    assert chat(api, sid, "Revise", slide_context=at_limit).status == 202
+
+
+class RetriesAfterAConflict:
+    """A model that writes the whole deck, is told a person changed it meanwhile, and writes it again."""
+
+    def __init__(self, api: Api, sid: str) -> None:
+        self.human = HumanEditsMeanwhile(api, sid, "slide-2", "<h2>Mine</h2>")
+        self.calls = 0
+
+    def model_for(self, requested: str) -> str:
+        return "scripted"
+
+    def converse_stream(self, request: Any) -> Any:
+        from sessions_api.providers import ModelReply, ToolCall
+
+        self.calls += 1
+        if self.calls == 1:
+            self.human.converse_stream(request)  # the person's edit lands now
+        results = request.turns[-1].tool_results
+        done = results and results[0].output["status"] == "written"
+        deck = {"slides": [{"slide_id": "n1", "html": "<h1>New</h1>"}]}
+        calls = () if done else (ToolCall(f"t{self.calls}", "write_slides", deck),)
+
+        class Stream:
+            reply = ModelReply("Done." if done else "", "scripted", 10, 5, None, "end_turn", calls)
+
+            def __iter__(self) -> Any:
+                return iter(["Done."] if done else [""])
+
+            def close(self) -> None:
+                pass
+
+        return Stream()
+
+
+def test_after_a_conflict_the_model_s_second_write_is_planned_on_the_deck_as_it_is_now(
+    api: Api, no_chat_worker: None
+) -> None:
+    sid = deck_session(api)
+    run_once(sid, accept_only(api, sid, "Make 5 slides about solar, wind and hydro power"))
+    request_id = accept_only(api, sid, "Start over")
+    run_once(sid, request_id, RetriesAfterAConflict(api, sid))
+    run = finished(api, request_id)
+    outputs = [e["output"]["status"] for e in run["events"] if e["type"] == "tool_result"]
+    assert outputs == ["conflict", "written"] and run["status"] == "completed", run
+    assert deck_of(api, sid)["version"] == 3  # the run's, over the person's version 2 it was shown
+    # And every model call was billed
+    assert run["result"]["usage"]["input_tokens"] == 30
+
+
+def test_a_run_that_fails_after_model_calls_bills_them(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessions_api.providers import ToolCall, local_slides
+
+    monkeypatch.setattr(
+        local_slides, "slide_call", lambda request, call_id: ("", ToolCall(call_id, "write_slides", "x"))
+    )
+    sid = deck_session(api)
+    run = run_to_end(api, sid, "Make slides")
+    assert run["status"] == "error"
+    assert api("GET", f"{BASE}/{sid}").body["token_usage"]["input_tokens"] > 0
+
+
+def test_a_model_silent_while_it_writes_a_long_tool_input_keeps_its_run(
+    api: Api, no_chat_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from datetime import timedelta
+
+    from sessions_api import timeutil
+    from sessions_api.dal.runs_repo import RunsRepo
+    from sessions_api.logic import runner
+    from sessions_api.providers import ModelReply, ToolCall
+    from sessions_api.settings import get_settings
+
+    # A clock the test moves: the worker's, and the one leases are written by
+    shift = {"seconds": 0.0}
+    real_now = timeutil.now
+
+    class Clock:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + shift["seconds"]
+
+    monkeypatch.setattr(runner, "time", Clock())
+    monkeypatch.setattr(timeutil, "now", lambda: real_now() + timedelta(seconds=shift["seconds"]))
+    lease = get_settings().run_lease_seconds
+    sid = deck_session(api)
+    request_id = accept_only(api, sid, "Slow deck")
+    lapsed: list[bool] = []
+
+    class SlowToolInput:
+        """Three leases of model time writing the tool's input (empty deltas only), then the deck."""
+
+        def model_for(self, requested: str) -> str:
+            return "scripted"
+
+        def converse_stream(self, request: Any) -> Any:
+            answered = bool(request.turns[-1].tool_results)
+            deck = {"slides": [{"slide_id": "s1", "html": "<h1>Slow</h1>"}]}
+            calls = () if answered else (ToolCall("t1", "write_slides", deck),)
+
+            class Stream:
+                reply = ModelReply("Done." if answered else "", "scripted", 1, 1, None, "end_turn", calls)
+
+                def __iter__(self) -> Any:
+                    if answered:
+                        yield "Done."
+                        return
+                    for _ in range(30):
+                        shift["seconds"] += lease / 10
+                        yield ""
+                        held = RunsRepo().get(sid, request_id) or {}
+                        lapsed.append(int(held["lease_until"]) < timeutil.epoch_seconds(timeutil.now()))
+
+                def close(self) -> None:
+                    pass
+
+            return Stream()
+
+    run_once(sid, request_id, SlowToolInput())
+    # Then the run's lease never lapsed while the model was silent, and the deck was written
+    assert lapsed and not any(lapsed)
+    run = finished(api, request_id)
+    assert run["status"] == "completed", run
+    assert deck_of(api, sid)["slide_deck"]["slides"][0]["html"] == "<h1>Slow</h1>"

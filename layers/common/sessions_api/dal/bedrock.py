@@ -116,11 +116,15 @@ def _reply(
     )
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # NaN and Infinity: Python's json takes them, JSON does not
+
+
 def _tool_input(streamed: str) -> Any:
     """A streamed tool input, its JSON fragments joined; one that is not JSON is kept as the text it was, for
     the tool to refuse (and the model to be told why)."""
     try:
-        return json.loads(streamed) if streamed else {}
+        return json.loads(streamed, parse_constant=_not_json) if streamed else {}
     except ValueError:
         return streamed
 
@@ -190,6 +194,7 @@ class BedrockStream:
                         yield delta["text"]
                     if "toolUse" in delta and block.get("contentBlockIndex", 0) in started:
                         started[block.get("contentBlockIndex", 0)]["input"].append(delta["toolUse"].get("input", ""))
+                        yield ""  # no text, but the model is alive: the run renews its lease meanwhile
                 if "contentBlockStop" in event:
                     tool = started.pop(event["contentBlockStop"].get("contentBlockIndex", 0), None)
                     if tool:

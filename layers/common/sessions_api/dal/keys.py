@@ -138,9 +138,10 @@ def s3_session_prefix(owner: str, session_id: str) -> str:
     return f"sessions/{owner}/{session_id}/"
 
 
-def deck_payload_s3_key(owner: str, session_id: str, version: int) -> str:
-    """A deck too large for its item, one object per deck version."""
-    return f"{s3_session_prefix(owner, session_id)}payloads/deck-{version}.json"
+def deck_payload_s3_key(owner: str, session_id: str, version: int, write_id: str) -> str:
+    """A deck too large for its item: one object per write, so two writers racing for one version never
+    overwrite (or, the loser cleaning up, delete) each other's object."""
+    return f"{s3_session_prefix(owner, session_id)}payloads/deck-{version}-{write_id}.json"
 
 
 def export_s3_key(owner: str, session_id: str, export_id: str, extension: str) -> str:

@@ -149,6 +149,17 @@ class Page:
 
 
 class SessionsRepo:
+    def holds_leftovers(self, session_id: str) -> bool:
+        """Whether the partition holds items without its session item (a deleted session's, not purged yet):
+        the session item's key sorts first, so one item read tells."""
+        found = table.query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": keys.session_pk(session_id)},
+            ConsistentRead=True,
+            Limit=1,
+        )["Items"]
+        return bool(found) and found[0]["SK"] != keys.session_key(session_id)["SK"]
+
     def create(self, session: dict[str, Any], *, quota: int, extra_items: list[dict[str, Any]]) -> None:
         """The session, its owner's counters (guarding the quota) and its first items, atomically.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sessions_api import errors, timeutil
+from sessions_api import errors, ids, timeutil
 from sessions_api.dal import clients, items, keys, session_writes
 from sessions_api.dal.decks_repo import DecksRepo
 from sessions_api.dal.objects import ObjectMissing
@@ -116,10 +116,6 @@ class Decks:
                 f"slide_context names slide {context.indices[-1]}, but the deck has {count} slides",
                 errors=[{"field": "body.slide_context.indices", "message": f"must be below {count}", "type": "range"}],
             )
-
-    def for_run(self, session_id: str) -> StoredDeck:
-        """The deck a run starts from (its caller's access is checked again when the run writes)."""
-        return self.read(session_id)
 
     def read(self, session_id: str) -> StoredDeck:
         """The deck as stored (after an access check by the caller); version 0 when there is none."""
@@ -270,7 +266,7 @@ class Decks:
         }
         payload_key = None
         if len(body) > INLINE_MAX_BYTES:
-            payload_key = keys.deck_payload_s3_key(session["created_by"], session_id, version)
+            payload_key = keys.deck_payload_s3_key(session["created_by"], session_id, version, ids.new_id("w"))
             self.repo.put_payload(payload_key, body)
             fields["payload_key"] = payload_key
         else:
@@ -332,7 +328,7 @@ def with_count(stored: StoredDeck) -> dict[str, Any]:
 
 
 def outline(deck: dict[str, Any]) -> list[str]:
-    """Each slide as its position, id and heading (its first line of text), for a model to see the deck by."""
+    """Each slide as its position, id and heading (its first heading, else its first words), for a model."""
     return [f"{index}. [{slide['slide_id']}] {_heading(slide['html'])}" for index, slide in enumerate(deck["slides"])]
 
 
@@ -356,6 +352,13 @@ def raw_html(deck: dict[str, Any], *, title: str) -> str:
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
+HEADING_SEARCH_CHARS = 4096
+_HEADING = re.compile(r"<h[1-6]\b[^>]*>(.*?)</h[1-6]\s*>", re.IGNORECASE | re.DOTALL)
+
+
 def _heading(slide_html: str) -> str:
-    text = " ".join(html.unescape(_TAG.sub(" ", slide_html)).split())
+    """The slide's first heading, else its first words."""
+    head = slide_html[:HEADING_SEARCH_CHARS]  # a heading is near the top; the patterns cost more on long input
+    found = _HEADING.search(head)
+    text = " ".join(html.unescape(_TAG.sub(" ", found[1] if found else head)).split())
     return text[:80] or "(no text)"

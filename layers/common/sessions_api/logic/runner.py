@@ -56,8 +56,10 @@ FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 4096
 # The worker ends its run this long before its own timeout, rather than be killed mid-write.
 STOP_MARGIN_MS = 10_000
-# A run asks the model at most this often: a deck, the deck again after a refusal, then what it made.
+# A run asks the model at most this often: a deck, the deck again after a refusal, what it made, and one spare.
 MAX_MODEL_CALLS = 4
+# DynamoDB nests an item's maps and lists 32 deep at most; an event and its envelope take a few levels.
+MAX_EVENT_DEPTH = 24
 # A deck shown in an event only up to this size (an item holds 400 KB); a larger one is read at GET /slides.
 EVENT_DECK_BYTES = 128 * 1024
 
@@ -129,6 +131,9 @@ class Execution:
         self.model_id: str | None = None
         self.turn_renewed = time.monotonic()
         self.renewing_turn = False
+        self.input_tokens = self.output_tokens = 0  # what the model calls so far cost, billed however the run ends
+        self.price = price_for(settings.default_model_id, settings)
+        self.lease_renewed = time.monotonic()
         self.slides: SlideWork | None = None  # the run's `write_slides` tool, when its agent has it
         self.live = RunSubscribers(settings, run, worker)
         self.numbered: list[dict[str, Any]] = []  # the events of the last `event_operations`, as stored
@@ -151,7 +156,7 @@ class Execution:
         self.agent_name = agent.name
         model_id = provider.model_for(stored.get("model_id") or self.settings.default_model_id)
         self.model_id = model_id
-        price = price_for(model_id, self.settings)
+        price = self.price = price_for(model_id, self.settings)
         message = self.run["message"]
         history = [
             item
@@ -180,7 +185,6 @@ class Execution:
             temperature=agent.temperature,
             tools=tools,
         )
-        input_tokens = output_tokens = 0
         answered_by = model_id
         for _ in range(MAX_MODEL_CALLS):
             try:
@@ -194,7 +198,9 @@ class Execution:
                 return
             reply = stream.reply
             assert reply is not None
-            input_tokens, output_tokens = input_tokens + reply.input_tokens, output_tokens + reply.output_tokens
+            self.input_tokens += reply.input_tokens
+            self.output_tokens += reply.output_tokens
+            input_tokens, output_tokens = self.input_tokens, self.output_tokens
             answered_by = reply.model_id
             if not reply.tool_calls or self.slides is None:
                 break
@@ -214,14 +220,8 @@ class Execution:
                 break  # the budget is spent: the run ends with what was said and done
             request = dataclasses.replace(request, turns=[*request.turns, *answered], max_output_tokens=allowance)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        usage = Usage(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
-        usage_out = {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens,
-            "cost_usd": usage.cost_usd,
-        }
-        content = "".join(self.text)
+        usage, usage_out = self._usage()
+        content = "".join(self.text) or (self.slides.said() if self.slides else "")
         record = {"usage": usage_out, "model_id": answered_by}
         complete = {"type": "complete", "usage": usage_out}
         if self.slides is not None:
@@ -230,7 +230,7 @@ class Execution:
         self._end(
             turns.Ending(
                 "completed",
-                self._reply(content, model_id=answered_by, token_count=output_tokens, elapsed_ms=elapsed_ms),
+                self._reply(content, model_id=answered_by, token_count=self.output_tokens, elapsed_ms=elapsed_ms),
                 complete,
                 usage,
                 record,
@@ -243,11 +243,13 @@ class Execution:
         pending: list[str] = []
         flushed = time.monotonic()
         for delta in stream:
-            pending.append(delta)
-            self.text.append(delta)
+            if delta:  # an empty one: the model is writing a tool's input, no text, but it is alive
+                pending.append(delta)
+                self.text.append(delta)
             waiting = sum(len(part.encode("utf-8")) for part in pending)
-            if time.monotonic() - flushed >= FLUSH_SECONDS or waiting >= FLUSH_BYTES:
-                if not self._flush(pending):
+            flush_due = pending and (time.monotonic() - flushed >= FLUSH_SECONDS or waiting >= FLUSH_BYTES)
+            if flush_due or time.monotonic() - self.lease_renewed >= self.settings.run_lease_seconds / 3:
+                if not (self._flush(pending) if pending else self.emit([])):
                     stream.close()
                     return False
                 pending, flushed = [], time.monotonic()
@@ -274,9 +276,10 @@ class Execution:
         self.emitted(events)
         return True
 
-    def event_operations(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def event_operations(self, events: list[dict[str, Any]], *, renew_turn: bool = True) -> list[dict[str, Any]]:
         """The operations that store `events`, numbered on: their items, the run's count and lease (only while
-        this worker runs it), and now and then the turn's lease."""
+        this worker runs it), and now and then the turn's lease (not `renew_turn`: a transaction that writes
+        the session item itself, which one transaction may update only once)."""
         now = timeutil.epoch_seconds(timeutil.now())
         lease = now + self.settings.run_lease_seconds
         ttl = now + self.settings.run_events_retention_hours * 3600
@@ -296,7 +299,8 @@ class Execution:
                 lease_until=lease,
             )
         )
-        self.renewing_turn = time.monotonic() - self.turn_renewed >= self.settings.run_lease_seconds / 3
+        self.renewing_turn = renew_turn and time.monotonic() - self.turn_renewed >= self.settings.run_lease_seconds / 3
+        self.lease_renewed = time.monotonic()
         if self.renewing_turn:
             operations.append(session_writes.renew_turn(self.session_id, self.request_id, lease))
         return operations
@@ -310,17 +314,33 @@ class Execution:
 
     # -- endings ------------------------------------------------------------------------------------------
     def fail(self, code: str, detail: str, *, retryable: bool = False) -> None:
-        """End the run `error` with an error reply (the session's turn completes, and passes on)."""
+        """End the run `error` with an error reply (the session's turn completes, and passes on); the model
+        calls made so far are billed, and a deck written before is on the run's record."""
         content = f"The model could not answer ({code})."
+        error = {"code": code, "detail": detail, "retryable": retryable}
+        record: dict[str, Any] = {"error": error}
+        usage = None
+        if self.input_tokens or self.output_tokens:
+            usage, record["usage"] = self._usage()
+        if self.slides is not None:
+            record |= self.slides.record_fields()
         self._end(
             turns.Ending(
                 "error",
                 self._reply(content, model_id=self.model_id, token_count=0, elapsed_ms=None, is_error=True),
-                {"type": "error", "code": code, "detail": detail, "retryable": retryable},
-                None,
-                {"error": {"code": code, "detail": detail, "retryable": retryable}},
+                {"type": "error", **error},
+                usage,
+                record,
             )
         )
+
+    def _usage(self) -> tuple[Usage, dict[str, Any]]:
+        cost = self.price.cost(self.input_tokens, self.output_tokens)
+        tokens = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        return Usage(self.input_tokens, self.output_tokens, cost), tokens | {
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "cost_usd": cost,
+        }
 
     def _reply(
         self, content: str, *, model_id: str | None, token_count: int, elapsed_ms: int | None, is_error: bool = False
@@ -358,7 +378,7 @@ class SlideWork:
         self.execution = execution
         self.title = title
         self.decks = Decks()
-        self.base: StoredDeck = self.decks.for_run(execution.session_id)
+        self.base: StoredDeck = self.decks.read(execution.session_id)  # the author's access is checked at the write
         found = execution.run.get("slide_context")
         self.context = SlideContext.model_validate(plain(found)) if found else None
         self.written: RunDeck | None = None
@@ -441,7 +461,7 @@ class SlideWork:
                     execution.session_id,
                     planned,
                     request_id=execution.request_id,
-                    alongside=execution.event_operations(events),
+                    alongside=execution.event_operations(events, renew_turn=False),
                 )
             except DeckConflict as conflict:
                 if (
@@ -449,6 +469,7 @@ class SlideWork:
                     or self.context is None
                     or not decks.same_slides(base.deck, conflict.current.deck, self.context)
                 ):
+                    self.base = conflict.current  # a second try is planned on the deck as it is now
                     return _refusal(
                         "deck_conflict",
                         f"The deck was changed (now version {conflict.current.version}) after this run read it; "
@@ -470,6 +491,15 @@ class SlideWork:
         raise AssertionError("unreachable")
 
     # -- what the run's end says ----------------------------------------------------------------------------
+    def said(self) -> str:
+        """A reply for a run whose model only called the tool."""
+        if self.written is None:
+            return "No deck was written."
+        count = len(self.written.stored.deck["slides"])
+        return (
+            f"Wrote {count} slide{'s' if count != 1 else ''}: {'; '.join(decks.titles(self.written.stored.deck)[:12])}."
+        )
+
     def written_fields(self) -> dict[str, Any]:
         """The `complete` event's deck: `slides`, `raw_html`, `replacement_info` (none when nothing was written)."""
         if self.written is None:
@@ -501,10 +531,20 @@ def _refusal(code: str, detail: str, problems: Any = None, **more: Any) -> dict[
 
 
 def _shown(value: Any) -> Any:
-    """A tool call's input as its event shows it: whole, unless it would not fit an event."""
-    if len(json.dumps(value, ensure_ascii=False, default=str).encode()) <= EVENT_DECK_BYTES:
-        return value
+    """A tool call's input as its event shows it: whole, unless it would not fit an event (or nests deeper than
+    an item may), then as JSON text or a note."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text.encode()) <= EVENT_DECK_BYTES:
+        return value if _depth(value) <= MAX_EVENT_DEPTH else text
     return {
         "omitted": "too large for an event",
         "slide_count": len(value.get("slides") or []) if isinstance(value, dict) else None,
     }
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0

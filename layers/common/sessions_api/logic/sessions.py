@@ -88,6 +88,9 @@ class Sessions:
         moment = timeutil.now()
         at = timeutil.iso(moment)
         session_id = body.session_id or ids.new_session_id()
+        if body.session_id and self.repo.holds_leftovers(session_id):
+            # A new session there would show the old one's items until the purge took them, its own with them.
+            raise errors.Conflict(f"Session id {session_id} belonged to a deleted session; choose another id")
         idle_minutes = body.idle_timeout_minutes or self.settings.idle_timeout_minutes
         first_messages = []
         if body.prompt is not None:

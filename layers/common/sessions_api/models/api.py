@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from sessions_api.ids import SESSION_ID_PATTERN
 from sessions_api.models.entities import SessionOut, SessionType, Status
@@ -14,6 +14,10 @@ SessionId = Annotated[
     str,
     Field(pattern=SESSION_ID_PATTERN, examples=["session_0123456789abcdef", "0b6f4d4e-7c1a-4f0e-9a39-2d5c8e1f3a70"]),
 ]
+
+
+# Paths under /sessions that are routes of their own: a session by that id could not be read there.
+RESERVED_SESSION_IDS = frozenset({"continue"})
 
 
 class BudgetIn(StrictModel):
@@ -31,6 +35,14 @@ class CreateSessionIn(StrictModel):
     )
     title: Title = "New Chat"
     session_type: SessionType = SessionType.CHAT
+
+    @field_validator("session_id")
+    @classmethod
+    def _not_a_route(cls, value: str | None) -> str | None:
+        if value in RESERVED_SESSION_IDS:
+            raise ValueError(f"{value!r} names a route (/sessions/{value}); choose another id")
+        return value
+
     agent_name: Name = "chat"
     model_id: ModelId | None = None
     prompt: Annotated[Text, Field(min_length=1, max_length=100_000)] | None = Field(

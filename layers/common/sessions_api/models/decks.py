@@ -14,6 +14,8 @@ MAX_SLIDE_HTML_CHARS = 200_000
 MAX_CSS_CHARS = 200_000
 MAX_SCRIPT_CHARS = 200_000
 MAX_SCRIPTS = 50
+# The slides a chat revises travel with its run (one item, 400 KB): what the model is shown of them is bounded.
+MAX_CONTEXT_CHARS = 100_000
 SLIDE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 SlideId = Annotated[str, StringConstraints(pattern=SLIDE_ID_PATTERN), Field(examples=["slide-1"])]
@@ -76,6 +78,8 @@ class SlideContext(StrictModel):
             raise ValueError("indices must be consecutive positions in ascending order, e.g. [2, 3, 4]")
         if len(self.slide_htmls) != len(self.indices):
             raise ValueError("slide_htmls must hold one HTML string for each index")
+        if sum(len(html) for html in self.slide_htmls) > MAX_CONTEXT_CHARS:
+            raise ValueError(f"slide_htmls hold at most {MAX_CONTEXT_CHARS:,} characters together")
         return self
 
 

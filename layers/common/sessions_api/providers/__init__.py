@@ -84,7 +84,8 @@ class ModelFailure(Exception):
 
 
 class ModelStream(Protocol):
-    """A reply as it is produced: iterating yields text deltas (str, never empty); once exhausted, `reply` is
+    """A reply as it is produced: iterating yields text deltas (an empty one while the model writes a tool's
+    input: it is alive); once exhausted, `reply` is
     the whole reply (text, tool calls, usage, stop reason). `close()` stops reading early (a cancelled run)
     and frees the connection; after it, `reply` is None. A failure before or during the stream raises ModelFailure."""
 
