@@ -277,8 +277,19 @@ def test_the_worker_writes_a_bounded_number_of_items_per_run(api: Api, sid: str)
 
     clients.dynamodb().meta.events.register("before-call.dynamodb", record)
     finished(api, start(api, sid, "short").body["request_id"])
-    # claim, the session, the context, one event write, who waits next, the end
-    assert calls == ["UpdateItem", "BatchGetItem", "Query", "TransactWriteItems", "Query", "TransactWriteItems"]
+    # claim, the session, the context, one event write and the run's live subscribers, who waits next, the end,
+    # then what the worker did not write itself and the subscribers once more (tests/integration/test_live.py)
+    assert calls == [
+        "UpdateItem",
+        "BatchGetItem",
+        "Query",
+        "TransactWriteItems",
+        "Query",
+        "Query",
+        "TransactWriteItems",
+        "Query",
+        "Query",
+    ]
     calls.clear()
     run = finished(api, start(api, sid, "long [stream 2000]").body["request_id"])
     writes = calls.count("TransactWriteItems")

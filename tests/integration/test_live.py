@@ -298,7 +298,7 @@ def test_the_worker_reads_its_subscribers_per_refresh_not_per_event(
 
 def test_a_subscription_is_delivered_by_one_party_only(api: Api, live: Any, connections: Connections, sid: str) -> None:
     from sessions_api.dal.runs_repo import RunsRepo
-    from sessions_api.logic.live import RunSubscribers
+    from sessions_api.logic.subscribers import RunSubscribers
     from sessions_api.settings import get_settings
 
     # Given a finished run, replayed to a subscriber by the subscribing function

@@ -34,7 +34,7 @@ from sessions_api.logic.context import (
     to_turns,
 )
 from sessions_api.logic.decks import DeckConflict, Decks, RunDeck, StoredDeck
-from sessions_api.logic.live import RunSubscribers
+from sessions_api.logic.subscribers import RunSubscribers
 from sessions_api.models.decks import SlideContext
 from sessions_api.models.entities import plain
 from sessions_api.observability import logger
