@@ -237,6 +237,7 @@ def test_a_chat_over_the_socket_is_accepted_then_followed(
     ("body", "status"),
     [
         ("not json", 400),
+        ("[" * 100_000, 400),
         ("[1, 2]", 400),
         ({"action": "dance"}, 400),
         ({"action": "subscribe", "request_id": "run_nope", "after": 0}, 404),

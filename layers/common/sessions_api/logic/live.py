@@ -50,7 +50,7 @@ class Live:
         try:
             try:
                 message = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                 raise errors.BadRequest('A message is a JSON object, e.g. {"action": "subscribe", …}') from None
             if not isinstance(message, dict):
                 raise errors.BadRequest("A message is a JSON object")
