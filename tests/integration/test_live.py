@@ -313,3 +313,49 @@ def test_a_subscription_is_delivered_by_one_party_only(api: Api, live: Any, conn
     worker.close()
     # Then the subscriber still has each event once
     assert [e["id"] for e in connections.events("c1", request_id)] == [e["id"] for e in run["events"]]
+
+
+def test_a_sharee_following_in_two_tabs_gets_both_and_the_run_goes_on(
+    api: Api, live: Any, connections: Connections, sid: str
+) -> None:
+    assert api("POST", f"{BASE}/{sid}/share", body={"recipients": ["bob"], "permissions": "view"}).status == 201
+    request_id = start(api, sid, "Long [stream 600]")
+    for tab in ("tab1", "tab2"):
+        connect(live, tab, "bob")
+        subscribe(live, tab, request_id, user="bob")
+    run = finished(api, request_id)
+    assert run["status"] == "completed"
+    for tab in ("tab1", "tab2"):
+        wait_for(
+            lambda tab=tab: (
+                connections.events(tab, request_id)[-1:]
+                and connections.events(tab, request_id)[-1]["type"] == "complete"
+            )
+        )
+        assert [e["id"] for e in connections.events(tab, request_id)] == [e["id"] for e in run["events"]]
+
+
+def test_subscribing_twice_on_one_connection_is_refused_and_delivery_stays_as_it_was(
+    api: Api, live: Any, connections: Connections, sid: str
+) -> None:
+    request_id = start(api, sid, "Short [stream 20]")
+    run = finished(api, request_id)
+    connect(live, "c1")
+    subscribe(live, "c1", request_id)
+    subscribe(live, "c1", request_id, after=0)
+    (problem,) = connections.problems("c1")
+    assert problem["problem"]["status"] == 409
+    assert [e["id"] for e in connections.events("c1", request_id)] == [e["id"] for e in run["events"]]
+
+
+def test_a_subscriber_side_failure_never_fails_the_run(
+    api: Api, live: Any, connections: Connections, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_api.dal.live_repo import LiveRepo
+
+    def broken(self: LiveRepo, *args: Any) -> Any:
+        raise RuntimeError("DynamoDB said no")
+
+    monkeypatch.setattr(LiveRepo, "subscribers", broken)
+    run = finished(api, start(api, sid, "Still answered [stream 40]"))
+    assert run["status"] == "completed" and run["result"]["content"].startswith("Echo: Still answered")

@@ -53,8 +53,9 @@ class LiveRepo:
         _delete(keys.connection_key(connection_id))
 
     # -- subscriptions ----------------------------------------------------------------------------------
-    def subscribe(self, subscription: dict[str, Any], *, now: int) -> bool:
-        """Record it, and note it on its connection; False when the connection is gone meanwhile."""
+    def subscribe(self, subscription: dict[str, Any], *, now: int) -> bool | None:
+        """Record it, and note it on its connection; False when the connection is gone meanwhile, None when
+        the connection follows that run already (its delivery stays as it is)."""
         connection_id = subscription["connection_id"]
         item = {
             **keys.subscription_key(subscription["session_id"], subscription["request_id"], connection_id),
@@ -66,9 +67,9 @@ class LiveRepo:
         expr.when("attribute_exists(PK)")
         note = {"Update": {"Key": keys.connection_key(connection_id), **expr.params()}}
         try:
-            table.transact([put(item), note])
-        except table.TransactionCancelled:
-            return False
+            table.transact([put(item, unique=True), note])
+        except table.TransactionCancelled as refused:
+            return None if refused.failed(0) else False
         return True
 
     def subscribers(self, session_id: str, request_id: str) -> list[dict[str, Any]]:
@@ -108,8 +109,12 @@ class LiveRepo:
         )
 
     def shares(self, share_keys: list[dict[str, str]]) -> list[dict[str, Any]]:
-        """The share items that still exist, of those named."""
-        return table.batch_get(share_keys)
+        """The share items that still exist, of those named (named twice or not: BatchGetItem takes each key
+        once, and 100 at a time)."""
+        distinct = list({(key["PK"], key["SK"]): key for key in share_keys}.values())
+        return [
+            item for start in range(0, len(distinct), 100) for item in table.batch_get(distinct[start : start + 100])
+        ]
 
     # -- posting ----------------------------------------------------------------------------------------
     def post(self, connection_id: str, data: bytes) -> None:

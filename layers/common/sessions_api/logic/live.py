@@ -77,7 +77,10 @@ class Live:
         }
         if access.share is not None:
             subscription["share"] = {"PK": access.share["PK"], "SK": access.share["SK"]}
-        if not self.repo.subscribe(subscription, now=int(time.time())):
+        stored = self.repo.subscribe(subscription, now=int(time.time()))
+        if stored is None:
+            raise errors.Conflict(f"This connection follows run {request_id} already; to resume, connect again")
+        if not stored:
             return  # the connection closed meanwhile
         self._send(connection_id, {"type": "subscribed", "request_id": request_id, "after": after})
         # Read after the subscription is stored: a run still going is the worker's to deliver.

@@ -56,10 +56,17 @@ class RunSubscribers:
         self.refreshed_at: float | None = None
 
     def push(self, events: list[dict[str, Any]]) -> None:
-        """Events just written, numbered: to every subscriber (after a refresh, when one is due)."""
+        """Events just written, numbered: to every subscriber (after a refresh, when one is due). Whatever
+        goes wrong here is logged: a subscriber's trouble never fails the run."""
         if not self.enabled:
             return
         self.sent += events
+        try:
+            self._push(events)
+        except Exception:
+            logger.exception("Could not push to the run's subscribers")
+
+    def _push(self, events: list[dict[str, Any]]) -> None:
         if self.refreshed_at is None or self.clock() - self.refreshed_at >= REFRESH_SECONDS:
             self.refresh()  # delivers what is new to new subscribers, these events included
             fresh = {id(sub) for sub in self.new}
@@ -74,6 +81,12 @@ class RunSubscribers:
         subscribers who came since the last refresh get what they miss."""
         if not self.enabled:
             return
+        try:
+            self._close()
+        except Exception:
+            logger.exception("Could not push the run's last events to its subscribers")
+
+    def _close(self) -> None:
         last = self.sent[-1]["id"] if self.sent else 0
         tail = plain(RunsRepo().events(self.session_id, self.request_id, after=last))
         self.sent += tail
@@ -131,6 +144,7 @@ class RunSubscribers:
             self.repo.drop(subscription)
             self.claimed.pop(subscription["connection_id"], None)
             return False
-        except Exception:  # a subscriber's trouble never stops the run
+        except Exception:  # throttled or slow: skip it for this batch rather than wait on it for every event
             logger.warning("Could not post to a connection", extra={"connection_id": subscription["connection_id"]})
+            return False
         return True
