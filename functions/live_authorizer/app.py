@@ -37,7 +37,11 @@ def audiences() -> set[str]:
 @cache
 def keys() -> jwt.PyJWKClient:
     """The issuer's JWKS client: jwks_uri from its discovery document; keys cached for the container's life."""
-    with urllib.request.urlopen(f"{issuer()}/.well-known/openid-configuration", timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 - the configured issuer's https URL
+    discovery = f"{issuer()}/.well-known/openid-configuration"
+    if not discovery.startswith(("https://", "http://127.0.0.1")):  # https only (a loopback issuer in tests)
+        raise ValueError("The issuer's URL is not https")
+    # The scheme is checked just above: never file:// or a custom one.
+    with urllib.request.urlopen(discovery, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310  # nosec B310
         jwks_uri = json.load(answer)["jwks_uri"]
     return jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=24 * 3600, timeout=TIMEOUT_SECONDS)
 
