@@ -42,6 +42,7 @@ from local.routing import (
     new_request_id,
     stage_path,
     with_cors,
+    write_response,
 )
 from local.runtime import FunctionPool, lambda_environment
 from local.schedule import Job, ScheduleError, Scheduler, parse_schedule, scheduled_event
@@ -140,7 +141,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 protocol=self.request_version,
             )
             response, function = self.server.gateway.handle(request)
-        self._write(response)
+        write_response(self, response)
         milliseconds = (time.perf_counter() - started) * 1000
         log(
             self.command,
@@ -181,16 +182,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         while self.rfile.readline() not in (b"\r\n", b"\n", b""):
             pass  # trailers
         return b"".join(chunks)
-
-    def _write(self, response: Response) -> None:
-        self.send_response_only(response.status)
-        self.send_header("date", self.date_time_string())
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
 
 
 class GatewayServer(ThreadingHTTPServer):

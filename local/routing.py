@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -46,6 +47,18 @@ class Response:
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key.lower() == name), None)
+
+
+def write_response(handler: BaseHTTPRequestHandler, response: Response) -> None:
+    """`response` on the wire of an http.server handler, as API Gateway writes it (no body for a HEAD)."""
+    handler.send_response_only(response.status)
+    handler.send_header("date", handler.date_time_string())
+    for name, value in response.headers:
+        handler.send_header(name, value)
+    handler.send_header("content-length", str(len(response.body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(response.body)
 
 
 def gateway_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:

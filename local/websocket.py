@@ -40,7 +40,7 @@ from websockets.http11 import Response as HandshakeResponse
 from websockets.sync.server import Server, ServerConnection, serve
 
 from local.devlog import log
-from local.routing import Response, gateway_response, new_request_id
+from local.routing import Response, gateway_response, new_request_id, write_response
 from local.runtime import Invocation
 from local.template import WebSocketApiSpec, WebSocketRouteSpec
 
@@ -458,14 +458,7 @@ class _ManagementRequest(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        response = self.gateway.manage(self.command, self.path, body)
-        self.send_response_only(response.status)
-        self.send_header("date", self.date_time_string())
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        write_response(self, self.gateway.manage(self.command, self.path, body))
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 

@@ -129,6 +129,15 @@ def cached(
     )
 
 
+def served_file(directory: FilePath, names: dict[str, str], name: str, cache_control: str) -> Any:
+    """One of the files `names` lists (by content type), from `directory`; any other name: 404."""
+    content_type = names.get(name)
+    if content_type is None:
+        raise errors.NotFound(f"No file {name!r} here")
+    content, tag = asset(directory, name)
+    return cached(content, content_type, tag, cache_control)
+
+
 @app.get(
     f"{BASE}/openapi.json",
     compress=True,
@@ -173,12 +182,8 @@ def docs_page():
     },
 )
 def docs_asset(name: Annotated[str, Path(max_length=64, examples=["swagger-ui.css"])]):
-    content_type = ASSETS.get(name)
-    if content_type is None:
-        raise errors.NotFound(f"No file {name!r} here")
-    content, tag = asset(ASSET_DIR, name)
     # Not fingerprinted: a day of caching, then a cheap revalidation by ETag.
-    return cached(content, content_type, tag, "public, max-age=86400")
+    return served_file(ASSET_DIR, ASSETS, name, "public, max-age=86400")
 
 
 @app.get(
@@ -220,12 +225,8 @@ def playground_config():
     },
 )
 def playground_asset(name: Annotated[str, Path(max_length=64, examples=["playground.js"])]):
-    content_type = PLAYGROUND_ASSETS.get(name)
-    if content_type is None:
-        raise errors.NotFound(f"No file {name!r} here")
-    content, tag = asset(PLAYGROUND_DIR, name)
     # Ours and changed with every deploy, not fingerprinted: revalidate by ETag each time (a 304 is cheap).
-    return cached(content, content_type, tag, "no-cache")
+    return served_file(PLAYGROUND_DIR, PLAYGROUND_ASSETS, name, "no-cache")
 
 
 @app.get(

@@ -73,21 +73,14 @@ class LiveRepo:
         return True
 
     def subscribers(self, session_id: str, request_id: str) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-            "ExpressionAttributeValues": {
+        return table.query_all(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={
                 ":pk": keys.session_pk(session_id),
                 ":prefix": f"{keys.LIVE_PREFIX}{request_id}#",
             },
-            "ConsistentRead": True,
-        }
-        found: list[dict[str, Any]] = []
-        while True:
-            page = table.query(**request)
-            found += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return found
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            ConsistentRead=True,
+        )
 
     def claim(self, subscription: dict[str, Any], *, by: str) -> bool:
         """Become the one who delivers this subscription's events (the subscribing function replaying a

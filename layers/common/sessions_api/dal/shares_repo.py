@@ -26,23 +26,16 @@ class SharesRepo:
 
     def of_share(self, session_id: str, share_id: str) -> list[dict[str, Any]]:
         """Every recipient item of one share (≤ 50), read strongly from the session's partition."""
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-            "FilterExpression": "share_id = :share_id",
-            "ExpressionAttributeValues": {
+        return table.query_all(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            FilterExpression="share_id = :share_id",
+            ExpressionAttributeValues={
                 ":pk": keys.session_pk(session_id),
                 ":prefix": keys.SHARE_PREFIX,
                 ":share_id": share_id,
             },
-            "ConsistentRead": True,
-        }
-        while True:
-            response = table.query(**request)
-            found += response["Items"]
-            if "LastEvaluatedKey" not in response:
-                return found
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            ConsistentRead=True,
+        )
 
     @staticmethod
     def delete(item: dict[str, Any]) -> dict[str, Any]:

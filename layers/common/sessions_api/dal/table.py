@@ -108,6 +108,17 @@ def query(**kwargs: Any) -> dict[str, Any]:
     return clients.dynamodb().query(TableName=table_name(), **kwargs)
 
 
+def query_all(**kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a query finds, page after page."""
+    found: list[dict[str, Any]] = []
+    while True:
+        response = query(**kwargs)
+        found += response["Items"]
+        if "LastEvaluatedKey" not in response:
+            return found
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def is_expired_by_ttl(item: dict[str, Any], now_epoch: float) -> bool:
     """TTL deletion lags by up to days: an item past its TTL is gone for every read."""
     ttl = item.get("ttl")
