@@ -21,6 +21,8 @@ class Settings(BaseModel):
     max_active_sessions: int = Field(default=100, ge=1)
     # Exported files are deleted by the bucket's lifecycle after this many days; their records go with them.
     export_retention_days: int = Field(default=7, ge=1)
+    # A DELETE /me's receipt is kept this long after the erasure finished.
+    erasure_receipt_days: int = Field(default=30, ge=1)
     tracing_enabled: bool = False
     api_base_path: str = "/api/v1"
     # Due-time index partitions: spreads expiry keys so no index partition runs hot.

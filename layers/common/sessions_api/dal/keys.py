@@ -23,6 +23,9 @@ RUN_QUEUE_FIRST = "!"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 LIVE_PREFIX = "LIVE#"  # a WebSocket connection's subscription to a run, in the run's session partition
 IDEMPOTENCY_SK = "IDEMPOTENCY"
+TAKEOUT_PREFIX = "TAKEOUT#"  # an export-everything job, in its user's partition
+TAKEOUT_LOCK_SK = "TAKEOUT"  # names a user's one unfinished export-everything job
+ERASURE_PREFIX = "ERASURE#"  # an erasure (DELETE /me) and, once done, its receipt, in its user's partition
 
 
 def session_pk(session_id: str) -> str:
@@ -39,6 +42,18 @@ def user_pk(user_id: str) -> str:
 
 def counters_key(user_id: str) -> dict[str, str]:
     return {"PK": user_pk(user_id), "SK": COUNTERS_SK}
+
+
+def user_item_key(user_id: str, sort_key: str) -> dict[str, str]:
+    return {"PK": user_pk(user_id), "SK": sort_key}
+
+
+def takeout_key(user_id: str, job_id: str) -> dict[str, str]:
+    return user_item_key(user_id, TAKEOUT_PREFIX + job_id)
+
+
+def erasure_key(user_id: str, erasure_id: str) -> dict[str, str]:
+    return user_item_key(user_id, ERASURE_PREFIX + erasure_id)
 
 
 def owner_gsi1pk(user_id: str) -> str:
@@ -134,8 +149,22 @@ def pointed_idempotency_record(sort_key: str) -> dict[str, str] | None:
     return idempotency_record_key(sort_key.removeprefix(IDEMPOTENCY_PREFIX), None)
 
 
+def s3_user_prefix(owner: str) -> str:
+    """Objects of a user that belong to no one session (their export-everything archives)."""
+    return f"users/{owner}/"
+
+
+def s3_sessions_prefix(owner: str) -> str:
+    """Every session's objects of one owner."""
+    return f"sessions/{owner}/"
+
+
+def takeout_s3_key(owner: str, job_id: str) -> str:
+    return f"{s3_user_prefix(owner)}takeout/{job_id}.zip"
+
+
 def s3_session_prefix(owner: str, session_id: str) -> str:
-    return f"sessions/{owner}/{session_id}/"
+    return f"{s3_sessions_prefix(owner)}{session_id}/"
 
 
 def deck_payload_s3_key(owner: str, session_id: str, version: int, write_id: str) -> str:
