@@ -50,7 +50,10 @@ def export_everything():
 @app.get(
     f"{BASE}/export/<job_id>",
     responses={
-        200: {"description": "The job's progress, and its download once done", "content": {"application/json": {"model": TakeoutJobOut}}},
+        200: {
+            "description": "The job's progress, and its download once done",
+            "content": {"application/json": {"model": TakeoutJobOut}},
+        },
         **http.problems(404),
     },
 )
@@ -70,7 +73,10 @@ def erase_everything():
 @app.get(
     f"{BASE}/erasures/<erasure_id>",
     responses={
-        200: {"description": "The erasure's progress, then its receipt", "content": {"application/json": {"model": ErasureOut}}},
+        200: {
+            "description": "The erasure's progress, then its receipt",
+            "content": {"application/json": {"model": ErasureOut}},
+        },
         **http.problems(404),
     },
 )

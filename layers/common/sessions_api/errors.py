@@ -92,6 +92,13 @@ class RunNotFound(NotFound):
         super().__init__(f"Run {request_id} does not exist")
 
 
+class ErasureNotFound(NotFound):
+    code, title = "erasure_not_found", "Erasure not found"
+
+    def __init__(self, erasure_id: str) -> None:
+        super().__init__(f"Erasure {erasure_id} does not exist (or its receipt is past its keeping time)")
+
+
 class NoSessionFound(NotFound):
     code, title = "no_session_found", "No session found"
     default_detail = "You have no active session to continue"

@@ -135,6 +135,16 @@ def comment(session_id: str, comment_id: str, fields: dict[str, Any]) -> dict[st
     return {**keys.comment_key(session_id, comment_id), "type": "comment", "comment_id": comment_id, **fields}
 
 
+def authored(author: str, comment: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """In the author's partition: the comment and its event, written in their transaction."""
+    session_id, comment_id = comment["session_id"], comment["comment_id"]
+    return {
+        **keys.authored_key(author, session_id, comment_id),
+        "type": "authored",
+        "items": [keys.comment_key(session_id, comment_id), {"PK": event["PK"], "SK": event["SK"]}],
+    }
+
+
 def export_record(session_id: str, summary: dict[str, Any], *, ttl: int) -> dict[str, Any]:
     """The record of an export whose file is already in S3; it goes when the file may, never later."""
     return {**keys.export_key(session_id, summary["export_id"]), "type": "export", **summary, "ttl": ttl}

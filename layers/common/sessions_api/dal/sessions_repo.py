@@ -43,13 +43,33 @@ def status_counter(status: str) -> str:
     return f"s_{status}"
 
 
+ERASING_PREFIX = "erasing_"
+
+
 def totals(counters: dict[str, Any] | None) -> dict[str, Any]:
-    """`total` and `summary` (sessions by status) of a user, from their counters item."""
+    """`total` and `summary` (sessions by status) of a user, from their counters item: less the sessions an
+    erasure still has to hide (counted `erasing_*` when it was asked for), which reads no longer see."""
     counters = counters or {}
+
+    def count(name: str) -> int:
+        return max(0, int(counters.get(name, 0)) - int(counters.get(ERASING_PREFIX + name, 0)))
+
     return {
-        "total": int(counters.get("total", 0)),
-        "summary": {str(status): int(counters.get(status_counter(status), 0)) for status in Status},
+        "total": count("total"),
+        "summary": {str(status): count(status_counter(status)) for status in Status},
     }
+
+
+def counter_names() -> list[str]:
+    """Every counter a user's counters item keeps."""
+    return ["total", "open_count", *(status_counter(status) for status in Status)]
+
+
+def erased(session: dict[str, Any], counters: dict[str, Any] | None) -> bool:
+    """Whether the session's owner erased everything they had when it already existed (DELETE /me): from that
+    moment it is gone from every read, though the erasure's worker may not have reached it yet."""
+    erased_before = (counters or {}).get("erased_before")
+    return erased_before is not None and str(session.get("created_at", "")) <= str(erased_before)
 
 
 def status_deltas(old: str | None, new: str | None) -> dict[str, int]:
@@ -103,8 +123,16 @@ def with_access(
     session_id: str, caller: Caller, item_key: dict[str, str] | None = None
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
     """The session, the caller's shares of it and one more item of its partition (the message, the run a
-    request is about), in one strongly consistent request: what an access check needs, and what it guards."""
-    wanted = [keys.session_key(session_id), keys.share_key(session_id, "user", caller.user_id)]
+    request is about), in one strongly consistent request: what an access check needs, and what it guards.
+
+    The caller's counters come in the same request, so an owner's erased session reads as absent; a sharee's
+    check reads the owner's counters too (a second request, made only when the caller holds a share).
+    """
+    wanted = [
+        keys.session_key(session_id),
+        keys.share_key(session_id, "user", caller.user_id),
+        keys.counters_key(caller.user_id),
+    ]
     if caller.email:
         wanted.append(keys.share_key(session_id, "email", caller.email))
     if item_key is not None:
@@ -113,6 +141,14 @@ def with_access(
     session = next((item for item in found if item["SK"] == keys.SESSION_SK), None)
     shares = [item for item in found if item["SK"].startswith(keys.SHARE_PREFIX)]
     other = next((item for item in found if item_key is not None and item["SK"] == item_key["SK"]), None)
+    if session is not None:
+        owner = session.get("created_by")
+        if owner == caller.user_id:
+            counters = next((item for item in found if item["SK"] == keys.COUNTERS_SK), None)
+        else:
+            counters = table.get(keys.counters_key(str(owner))) if shares else None
+        if erased(session, counters):
+            session = None
     return session, shares, other
 
 
@@ -226,15 +262,20 @@ class SessionsRepo:
             next_key = response.get("LastEvaluatedKey")
         return Page(items=sessions, next_key=next_key, counters=counters)
 
-    def latest_active(self, user_id: str) -> dict[str, Any] | None:
-        response = table.query(
-            IndexName="GSI2",
-            KeyConditionExpression="GSI2PK = :pk",
-            ExpressionAttributeValues={":pk": keys.active_gsi2pk(user_id)},
-            ScanIndexForward=False,
-            Limit=1,
-        )
-        return response["Items"][0] if response["Items"] else None
+    def latest_active(self, user_id: str, *, created_after: str | None = None) -> dict[str, Any] | None:
+        """The active session with the newest activity (created after `created_after`, when given)."""
+        request: dict[str, Any] = {
+            "IndexName": "GSI2",
+            "KeyConditionExpression": "GSI2PK = :pk",
+            "ExpressionAttributeValues": {":pk": keys.active_gsi2pk(user_id)},
+            "ScanIndexForward": False,
+        }
+        if created_after is None:
+            response = table.query(**request, Limit=1)
+            return response["Items"][0] if response["Items"] else None
+        request["FilterExpression"] = "created_at > :after"
+        request["ExpressionAttributeValues"][":after"] = created_after
+        return next(iter(table.query_all(**request)), None)
 
     def tombstone(
         self,

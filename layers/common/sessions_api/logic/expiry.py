@@ -10,6 +10,7 @@ idempotent: two overlapping runs, or a rerun after a crash, change nothing twice
   then it is purged like a deleted session: counters always match what reads can see.
 - a chat run past its lease (its worker crashed or timed out, and the retry did not end it) or never
   started (its stream record was lost) → ended `error` with an error reply, the session's turn passed on.
+- an erasure (DELETE /me) whose worker's lease lapsed → handed to a fresh worker (`logic/erasure.py`).
 - deleted (tombstoned) → purged: S3 objects and child items first, the session item last. A crash or a
   spent time budget anywhere leaves the session item in place, still due in GSI3 and invisible to every
   read (the tombstone), so the next run simply continues; nothing is half-visible.
@@ -24,6 +25,7 @@ from typing import Any
 
 from sessions_api import timeutil
 from sessions_api.dal import items, keys, session_writes
+from sessions_api.dal.erasure_repo import ErasureRepo
 from sessions_api.dal.purge_repo import BATCH_WRITE_MAX, PurgeRepo
 from sessions_api.logic import lifecycle, runner
 from sessions_api.models.entities import Status
@@ -88,6 +90,7 @@ class RunReport:
     items_deleted: int = 0
     objects_deleted: int = 0
     runs_recovered: int = 0
+    erasures_rearmed: int = 0
     errors: int = 0
     backlog: int = 0  # due sessions this run saw but left for the next one
     oldest_due_age_seconds: int = 0
@@ -139,6 +142,12 @@ class Expiry:
 
     def _handle(self, item: dict[str, Any], moment: datetime, budget: Budget, report: RunReport) -> None:
         session_id, owner = item["session_id"], item["created_by"]
+        if item["SK"].startswith(keys.ERASURE_PREFIX):  # an erasure whose worker is gone: hand it to a new one
+            erasure_id = item["SK"].removeprefix(keys.ERASURE_PREFIX)
+            if ErasureRepo().rearm(owner, erasure_id, timeutil.epoch_seconds(moment)):
+                logger.warning("Re-armed an erasure its worker left", extra={"erasure_id": erasure_id})
+                report.erasures_rearmed += 1
+            return
         if item["SK"].startswith(keys.RUN_PREFIX):  # a run whose worker is gone (or never came): end it
             request_id = item["SK"].removeprefix(keys.RUN_PREFIX)
             report.runs_recovered += int(

@@ -17,6 +17,7 @@ from sessions_api.dal.sessions_repo import (
     SessionFilters,
     SessionsRepo,
     WriteRefused,
+    erased,
     status_deltas,
     totals,
     visible,
@@ -156,6 +157,10 @@ class Sessions:
 
     def continue_latest(self, caller: Caller) -> dict[str, Any]:
         item = self.repo.latest_active(caller.user_id)
+        if item is not None:
+            counters = self.repo.counters(caller.user_id) or {}
+            if erased(item, counters):  # the erasure's worker has not reached it yet: the newest one it spares
+                item = self.repo.latest_active(caller.user_id, created_after=str(counters["erased_before"]))
         if item is None:
             raise errors.NoSessionFound()
         return session_out(item).model_dump(mode="json")
@@ -177,8 +182,8 @@ class Sessions:
             caller.user_id, limit=skip + query.limit, start_key=start_key, filters=query.filters()
         )
         now_epoch = timeutil.now().timestamp()  # a session past its TTL is gone, though DynamoDB lags
-        items = [item for item in page.items[skip:] if visible(item, now_epoch)]
         counters = page.counters if start_key is None else self.repo.counters(caller.user_id)
+        items = [item for item in page.items[skip:] if visible(item, now_epoch) and not erased(item, counters)]
         return {
             "sessions": [session_out(item).model_dump(mode="json") for item in items],
             "count": len(items),

@@ -17,7 +17,7 @@ from sessions_api import errors, ids, timeutil
 from sessions_api.cursor import CursorCodec
 from sessions_api.dal import items, keys, partition, session_writes
 from sessions_api.dal.comments_repo import CommentsRepo
-from sessions_api.dal.sessions_repo import totals, visible
+from sessions_api.dal.sessions_repo import erased, totals, visible
 from sessions_api.dal.shares_repo import SharesRepo
 from sessions_api.identity import Caller
 from sessions_api.logic import authorized, policy
@@ -211,9 +211,20 @@ class Sharing:
         found = {(item["PK"], item["SK"]): item for item in self.shares.get_many(wanted)}
         now = timeutil.now()
         now_iso, now_epoch = timeutil.iso(now), now.timestamp()
+        owners = {
+            str(item["created_by"])
+            for item in found.values()
+            if item["SK"] == keys.SESSION_SK and item.get("created_by") != caller.user_id
+        }
+        # An owner's erasure hides their sessions from their sharees at once: their counters carry its moment.
+        owner_counters = {
+            item["PK"]: item for item in self.shares.get_many([keys.counters_key(owner) for owner in sorted(owners)])
+        }
         listed = []
         for position, sid in page:
             session = visible(found.get((keys.session_pk(sid), keys.SESSION_SK)), now_epoch)
+            if session is not None and erased(session, owner_counters.get(keys.user_pk(session["created_by"]))):
+                session = None
             shares = [found[(key["PK"], key["SK"])] for key in share_keys(sid) if (key["PK"], key["SK"]) in found]
             live = [share for share in shares if policy.share_is_live(share, now_iso)]
             if session is None or not live or max(share["GSI2SK"] for share in live) != position:
@@ -249,7 +260,9 @@ class Sharing:
         event = items.event(
             session_id, "commented", caller.user_id, at, comment_id=comment_id, comment_type=str(body.comment_type)
         )
-        authorized.write(caller, Action.COMMENT, session_writes.touch(session_id, moment=moment, puts=[item, event]))
+        pointer = items.authored(caller.user_id, item, event)
+        change = session_writes.touch(session_id, moment=moment, puts=[item, event, pointer])
+        authorized.write(caller, Action.COMMENT, change)
         return comment_out(item)
 
     def list_comments(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
