@@ -200,6 +200,9 @@ SEEDS: dict[str, Callable[[World], str]] = {
     "slide_id": _slide_id,
     "export_id": _export_id,
     "request_id": _request_id,
+    # Another user's export job and erasure: nobody but their maker may read them.
+    "job_id": lambda world: world.ok(STRANGER, "POST", f"{API}/me/export")["job_id"],
+    "erasure_id": lambda world: world.ok(STRANGER, "DELETE", f"{API}/me")["erasure_id"],
 }
 
 
@@ -333,6 +336,11 @@ ROUTES: list[Row] = [
     Row("GET", f"{SESSION}/export", Action.EXPORT, ok=303, query=lambda w: {"format": "markdown"}),
     Row("GET", f"{SESSION}/exports", Action.READ),
     Row("GET", f"{SESSION}/exports/{{export_id}}", Action.READ),
+    # -- your data: each caller's own; only the owner's erasure takes the world's session away ------------
+    Row("POST", f"{API}/me/export", None, expect=every(202), allowed=frozenset({OWNER})),
+    Row("GET", f"{API}/me/export/{{job_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
+    Row("DELETE", f"{API}/me", None, expect=every(202), allowed=frozenset({OWNER})),
+    Row("GET", f"{API}/me/erasures/{{erasure_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
     # -- sharing and comments ------------------------------------------------------------------------
     Row(
         "POST",

@@ -47,7 +47,7 @@ def test_reads_are_one_request(api: Api, seeded: list[str], ddb_calls: list[str]
     assert ddb_calls == ["Query"], "first page and its total/summary in one query"
     ddb_calls.clear()
     api("GET", f"{BASE}/continue")
-    assert ddb_calls == ["Query"]
+    assert ddb_calls == ["Query", "GetItem"], "the session, and the counters that say whether it was erased"
     ddb_calls.clear()
     api("GET", f"{BASE}/{seeded[0]}")
     assert ddb_calls == ["BatchGetItem"], "the session and the caller's shares in one request"

@@ -3,7 +3,8 @@
 A sharee's access is resolved once per request: a route that reads the session first hands that access
 to its write, which then commits once with the share's ConditionCheck inside. Only a write that reads
 nothing first (an append, an edit, a comment) tries as the owner, and on refusal reads the caller's
-shares and writes again: at most two requests more than the owner's.
+shares and writes again. Each access read of a sharee also reads the owner's counters (one GetItem), for an
+erasure of the owner's (DELETE /me) hides their sessions from their sharees at once.
 """
 
 from __future__ import annotations
@@ -29,36 +30,48 @@ def _route(method: str, path: str, body: Any = None) -> Callable[[Api, str, str,
 
 # route → (the owner's requests, a collaborator's requests)
 ROUTES: dict[str, tuple[Callable[..., Any], list[str], list[str]]] = {
-    "append": (_route("POST", BASE + "/{sid}/messages", {"role": "user", "content": "x"}), [TWI], [TWI, BATCH, TWI]),
+    "append": (
+        _route("POST", BASE + "/{sid}/messages", {"role": "user", "content": "x"}),
+        [TWI],
+        [TWI, BATCH, GET, TWI],
+    ),
     "append large": (
         _route("POST", BASE + "/{sid}/messages", {"role": "user", "content": "é" * 40_000}),
         [BATCH, TWI],
-        [BATCH, TWI],
+        [BATCH, GET, TWI],
     ),
     # access, then the user message, the run and the session's turn in one transaction (the worker runs it)
-    "chat": (_route("POST", BASE + "/{sid}/chat/async", {"message": "hi"}), [BATCH, TWI], [BATCH, TWI]),
-    "delete message": (_route("DELETE", BASE + "/{sid}/messages/{first}"), [BATCH, TWI], [BATCH, TWI]),
-    "delete newest": (_route("DELETE", BASE + "/{sid}/messages/{newest}"), [BATCH, QUERY, TWI], [BATCH, QUERY, TWI]),
-    "edit": (_route("PATCH", BASE + "/{sid}", {"title": "t"}), [TWI, BATCH], [TWI, BATCH, TWI, BATCH]),
-    "results": (_route("PUT", BASE + "/{sid}/results", {"summary": "s"}), [TWI], [TWI, BATCH, TWI]),
-    "deck": (_route("PUT", BASE + "/{sid}/slides", DECK), [BATCH, TWI], [BATCH, TWI]),
-    "slide": (_route("PUT", BASE + "/{sid}/slides/s2", {"html": "<p>2</p>"}), [BATCH, GET, TWI], [BATCH, GET, TWI]),
+    "chat": (_route("POST", BASE + "/{sid}/chat/async", {"message": "hi"}), [BATCH, TWI], [BATCH, GET, TWI]),
+    "delete message": (_route("DELETE", BASE + "/{sid}/messages/{first}"), [BATCH, TWI], [BATCH, GET, TWI]),
+    "delete newest": (
+        _route("DELETE", BASE + "/{sid}/messages/{newest}"),
+        [BATCH, QUERY, TWI],
+        [BATCH, GET, QUERY, TWI],
+    ),
+    "edit": (_route("PATCH", BASE + "/{sid}", {"title": "t"}), [TWI, BATCH], [TWI, BATCH, GET, TWI, BATCH, GET]),
+    "results": (_route("PUT", BASE + "/{sid}/results", {"summary": "s"}), [TWI], [TWI, BATCH, GET, TWI]),
+    "deck": (_route("PUT", BASE + "/{sid}/slides", DECK), [BATCH, TWI], [BATCH, GET, TWI]),
+    "slide": (
+        _route("PUT", BASE + "/{sid}/slides/s2", {"html": "<p>2</p>"}),
+        [BATCH, GET, TWI],
+        [BATCH, GET, GET, TWI],
+    ),
     "comment": (
         _route("POST", BASE + "/{sid}/comments", {"content": "c", "comment_type": "note"}),
         [TWI],
-        [TWI, BATCH, TWI],
+        [TWI, BATCH, GET, TWI],
     ),
     "export": (
         _route("POST", BASE + "/{sid}/export", {"format": "markdown"}),
         [BATCH, GET, QUERY, TWI],  # access, deck, messages, then the record with the session's pointer
-        [BATCH, GET, QUERY, TWI],
+        [BATCH, GET, GET, QUERY, TWI],
     ),
-    "get session": (_route("GET", BASE + "/{sid}"), [BATCH], [BATCH]),
-    "list messages": (_route("GET", BASE + "/{sid}/messages"), [BATCH, QUERY], [BATCH, QUERY]),
-    "get message": (_route("GET", BASE + "/{sid}/messages/{first}"), [BATCH], [BATCH]),
-    "history": (_route("GET", BASE + "/{sid}/history"), [BATCH, QUERY], [BATCH, QUERY]),
-    "metrics": (_route("GET", BASE + "/{sid}/metrics"), [BATCH], [BATCH]),
-    "comments": (_route("GET", BASE + "/{sid}/comments"), [BATCH, QUERY], [BATCH, QUERY]),
+    "get session": (_route("GET", BASE + "/{sid}"), [BATCH], [BATCH, GET]),
+    "list messages": (_route("GET", BASE + "/{sid}/messages"), [BATCH, QUERY], [BATCH, GET, QUERY]),
+    "get message": (_route("GET", BASE + "/{sid}/messages/{first}"), [BATCH], [BATCH, GET]),
+    "history": (_route("GET", BASE + "/{sid}/history"), [BATCH, QUERY], [BATCH, GET, QUERY]),
+    "metrics": (_route("GET", BASE + "/{sid}/metrics"), [BATCH], [BATCH, GET]),
+    "comments": (_route("GET", BASE + "/{sid}/comments"), [BATCH, QUERY], [BATCH, GET, QUERY]),
 }
 
 

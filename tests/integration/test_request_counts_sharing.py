@@ -38,7 +38,7 @@ def test_a_collaborators_comment_re_checks_the_share_in_the_transaction(
     result = api("POST", f"{BASE}/{session_id}/comments", body={"content": "x", "comment_type": "note"}, user="bob")
     assert result.status == 201
     # the owner-conditioned attempt, the policy's read, the write with the share's ConditionCheck
-    assert ddb_calls == ["TransactWriteItems", "BatchGetItem", "TransactWriteItems"]
+    assert ddb_calls == ["TransactWriteItems", "BatchGetItem", "GetItem", "TransactWriteItems"]
 
 
 def test_a_refused_share_costs_the_attempt_and_one_read(
@@ -48,7 +48,7 @@ def test_a_refused_share_costs_the_attempt_and_one_read(
     ddb_calls.clear()
     body = {"recipients": ["eve"], "permissions": "view"}
     assert api("POST", f"{BASE}/{session_id}/share", body=body, user="bob").status == 403
-    assert ddb_calls == ["TransactWriteItems", "BatchGetItem"]
+    assert ddb_calls == ["TransactWriteItems", "BatchGetItem", "GetItem"], "and the owner's counters (an erasure?)"
 
 
 def test_lists_and_revoke(api: Api, shared: tuple[str, str], ddb_calls: list[str]) -> None:
@@ -58,7 +58,7 @@ def test_lists_and_revoke(api: Api, shared: tuple[str, str], ddb_calls: list[str
     assert ddb_calls == ["BatchGetItem", "Query"], "the policy's read, one page of the partition"
     ddb_calls.clear()
     api("GET", f"{BASE}/{session_id}/comments", user="bob")
-    assert ddb_calls == ["BatchGetItem", "Query"]
+    assert ddb_calls == ["BatchGetItem", "GetItem", "Query"], "a sharee's read also reads the owner's counters"
     ddb_calls.clear()
     assert api("DELETE", f"{BASE}/{session_id}/shares/{share_id}").status == 204
     assert ddb_calls == ["BatchGetItem", "Query", "TransactWriteItems"], "read, find the share's items, delete them"

@@ -184,7 +184,8 @@ class Sharing:
         eligible = [(position, sid) for position, sid in positions if position >= horizon]
         page = eligible[:limit]
         has_more = bool(page) and (len(eligible) > limit or any(s.more for s in streams))
-        sessions, counters = self._confirmed(caller, page)
+        owners = {item["session_id"]: str(item["created_by"]) for s in streams for item in s.items}
+        sessions, counters = self._confirmed(caller, page, owners)
         next_cursor = (
             self.cursors.encode({"before": page[-1][0]}, user=caller.user_id, scope=SHARED_SCOPE) if has_more else None
         )
@@ -197,9 +198,10 @@ class Sharing:
         }
 
     def _confirmed(
-        self, caller: Caller, page: list[tuple[str, str]]
+        self, caller: Caller, page: list[tuple[str, str]], owners: dict[str, str]
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """The page's live sessions, and the caller's counters read in the same batch."""
+        """The page's live sessions, and the caller's counters read in the same batch, with their owners'
+        (whose erasure hides their sessions at once: `sessions_repo.erased`)."""
 
         def share_keys(sid: str) -> list[dict[str, str]]:
             mine = [keys.share_key(sid, "user", caller.user_id)]
@@ -207,19 +209,19 @@ class Sharing:
 
         session_ids = list(dict.fromkeys(sid for _, sid in page))
         counters_key = keys.counters_key(caller.user_id)
-        wanted = [counters_key, *(key for sid in session_ids for key in (keys.session_key(sid), *share_keys(sid)))]
-        found = {(item["PK"], item["SK"]): item for item in self.shares.get_many(wanted)}
+        owner_keys = [
+            keys.counters_key(owner)
+            for owner in sorted({owners[sid] for sid in session_ids})
+            if owner != caller.user_id
+        ]
+        sessions_and_shares = (key for sid in session_ids for key in (keys.session_key(sid), *share_keys(sid)))
+        found = {
+            (item["PK"], item["SK"]): item
+            for item in self.shares.get_many([counters_key, *owner_keys, *sessions_and_shares])
+        }
+        owner_counters = {pk: item for (pk, sk), item in found.items() if sk == keys.COUNTERS_SK}
         now = timeutil.now()
         now_iso, now_epoch = timeutil.iso(now), now.timestamp()
-        owners = {
-            str(item["created_by"])
-            for item in found.values()
-            if item["SK"] == keys.SESSION_SK and item.get("created_by") != caller.user_id
-        }
-        # An owner's erasure hides their sessions from their sharees at once: their counters carry its moment.
-        owner_counters = {
-            item["PK"]: item for item in self.shares.get_many([keys.counters_key(owner) for owner in sorted(owners)])
-        }
         listed = []
         for position, sid in page:
             session = visible(found.get((keys.session_pk(sid), keys.SESSION_SK)), now_epoch)
