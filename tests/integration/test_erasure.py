@@ -102,6 +102,8 @@ def world(api: Api) -> dict[str, Any]:
     )
     said = api("POST", f"{BASE}/{carols}/comments", body={"content": "a thought", "comment_type": "insight"})
     assert said.status == 201
+    chat_reply(api, carols)  # as carol's collaborator: a message and its history entry
+    assert api("POST", f"{BASE}/{carols}/chat", body={"message": "and you?"}).status == 200
     bobs = api.create_session(user="bob", title="Bob's")["session_id"]
     chat_reply(api, bobs, user="bob")
     return {
@@ -170,12 +172,15 @@ def test_the_worker_purges_everything_of_hers_and_nothing_of_anyone_else(
     comment = table.get_item(Key=keys.comment_key(world["carols"], world["comment"]))["Item"]
     assert comment["author"] == "erased-user" and comment["content"] == "a thought"
     assert api("GET", f"{BASE}/{world['carols']}/comments", user="carol").body["comments"][0]["author"] == "erased-user"
+    # (her comment and its entry, her message's entry, her chat's run, its two entries: six in all)
+    history = api("GET", f"{BASE}/{world['carols']}/history", user="carol").body["timeline"]
+    assert {"erased-user", "carol"} == {entry["actor"] for entry in history}
     shares = [item for item in after.values() if item["SK"].startswith(keys.SHARE_PREFIX)]
     assert shares == []  # carol's two shares to alice (by id, by e-mail) and alice's to bob
     # And the receipt counts what went
     receipt = api("GET", f"/api/v1/me/erasures/{erasure['erasure_id']}").body
     assert receipt["status"] == "completed" and receipt["completed_at"] >= receipt["requested_at"]
-    assert receipt["sessions"] == 3 and receipt["shares_removed"] == 2 and receipt["comments_anonymised"] == 1
+    assert receipt["sessions"] == 3 and receipt["shares_removed"] == 2 and receipt["entries_anonymised"] == 6
     assert receipt["objects_deleted"] == len(alice_objects)
     assert receipt["items_deleted"] >= 3 * 2 + 4
     stored = erasure_item(table, "alice", erasure["erasure_id"])

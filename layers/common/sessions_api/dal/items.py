@@ -135,14 +135,22 @@ def comment(session_id: str, comment_id: str, fields: dict[str, Any]) -> dict[st
     return {**keys.comment_key(session_id, comment_id), "type": "comment", "comment_id": comment_id, **fields}
 
 
-def authored(author: str, comment: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """In the author's partition: the comment and its event, written in their transaction."""
-    session_id, comment_id = comment["session_id"], comment["comment_id"]
-    return {
-        **keys.authored_key(author, session_id, comment_id),
-        "type": "authored",
-        "items": [keys.comment_key(session_id, comment_id), {"PK": event["PK"], "SK": event["SK"]}],
-    }
+# The fields by which a stored item names the user who wrote it.
+AUTHOR_FIELDS = ("author", "actor", "created_by")
+
+
+def authored(author: str, session_id: str, written: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """In the author's partition, written with them: which of `written` name `author` (and by which field),
+    so an erasure of theirs can anonymise them in a session that is not theirs. None: none does."""
+    named = [
+        {"key": {"PK": item["PK"], "SK": item["SK"]}, "field": name}
+        for item in written
+        for name in AUTHOR_FIELDS
+        if item.get(name) == author
+    ]
+    if not named:
+        return None
+    return {**keys.authored_key(author, session_id, ids.new_id("auth")), "type": "authored", "named": named}
 
 
 def export_record(session_id: str, summary: dict[str, Any], *, ttl: int) -> dict[str, Any]:

@@ -25,7 +25,8 @@ LIVE_PREFIX = "LIVE#"  # a WebSocket connection's subscription to a run, in the 
 IDEMPOTENCY_SK = "IDEMPOTENCY"
 TAKEOUT_PREFIX = "TAKEOUT#"  # an export-everything job, in its user's partition
 TAKEOUT_LOCK_SK = "TAKEOUT"  # names a user's one unfinished export-everything job
-# What a user wrote in a session (a comment and its history event): found again, to anonymise, if they erase.
+# What a user wrote in a session not theirs (a comment, a history event, a run): found again, to anonymise, if
+# they erase.
 AUTHORED_PREFIX = "AUTHORED#"
 ERASURE_PREFIX = "ERASURE#"  # an erasure (DELETE /me) and, once done, its receipt, in its user's partition
 
@@ -58,8 +59,8 @@ def erasure_key(user_id: str, erasure_id: str) -> dict[str, str]:
     return user_item_key(user_id, ERASURE_PREFIX + erasure_id)
 
 
-def authored_key(user_id: str, session_id: str, comment_id: str) -> dict[str, str]:
-    return user_item_key(user_id, f"{AUTHORED_PREFIX}{session_id}#{comment_id}")
+def authored_key(user_id: str, session_id: str, pointer_id: str) -> dict[str, str]:
+    return user_item_key(user_id, f"{AUTHORED_PREFIX}{session_id}#{pointer_id}")
 
 
 def erasing_gsi1pk(user_id: str) -> str:

@@ -12,12 +12,12 @@ DynamoDB from the session's own `idle_seconds`, so any write stays a single requ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sessions_api import timeutil
-from sessions_api.dal import keys, table
+from sessions_api.dal import items, keys, table
 from sessions_api.dal.expressions import Expr
 from sessions_api.dal.items import preview
 from sessions_api.dal.sessions_repo import WriteRefused, counters_update, owner_condition, put, status_deltas
@@ -56,6 +56,13 @@ class SessionWrite:
     puts: list[dict[str, Any]] = field(default_factory=list)
     operations: list[dict[str, Any]] = field(default_factory=list)
     message_delete: int | None = None  # index in `operations` of the conditional delete of `expects.message_id`
+
+
+def signed(change: SessionWrite, author: str) -> SessionWrite:
+    """`change` with a pointer, in `author`'s partition, to the items it writes that name them: a sharee's
+    write in a session that is not theirs, which their erasure anonymises rather than deletes."""
+    pointer = items.authored(author, change.session_id, change.puts)
+    return change if pointer is None else replace(change, puts=[*change.puts, pointer])
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def write(caller: Caller, action: Action, change: SessionWrite, *, access: Acces
     writer = Writer(owner=access.session["created_by"])
     if access.share is not None:
         writer = Writer(writer.owner, access.share, tuple(policy.granting_permissions(action)), timeutil.now_iso())
+        change = session_writes.signed(change, caller.user_id)  # what names a sharee in another's session
     try:
         session_writes.commit(change, writer)
     except WriteRefused as refused:

@@ -9,9 +9,9 @@ The request writes one mark and one record, whatever the user owns: their counte
    it under `ERASING#<user>` on the owner index;
 2. purges each parked session as the schedule purges a deleted one (S3 prefix, items, the create's
    idempotency record through its pointer, the session item last);
-3. removes the shares others gave the user (by id and by e-mail), anonymises the comments the user wrote
-   on others' sessions (and their `commented` events), cancels and deletes their export-everything jobs
-   and archives;
+3. removes the shares others gave the user (by id and by e-mail); anonymises what they wrote in others'
+   sessions as a sharee (comments, history events, chat runs: the pointers `session_writes.signed` left),
+   which is part of the other's conversation; cancels and deletes their export-everything jobs and archives;
 4. writes the receipt (kept `ERASURE_RECEIPT_DAYS`), if the mark did not move meanwhile.
 
 Resumable by construction: what is left is the work, so a crash or a spent invocation loses nothing; a
@@ -44,7 +44,7 @@ LEASE_SECONDS = 300
 MARGIN_MS = 30_000
 # A parked session the worker never purges (it is gone for good) is purged by the schedule after this.
 SCHEDULE_PURGE_AFTER_SECONDS = 3600
-_COUNTS = ("sessions", "items_deleted", "objects_deleted", "shares_removed", "comments_anonymised")
+_COUNTS = ("sessions", "items_deleted", "objects_deleted", "shares_removed", "entries_anonymised")
 
 
 @dataclass
@@ -246,9 +246,9 @@ class _Step:
             self.tally.add("shares_removed", len(shares[start : start + BATCH_WRITE_MAX]))
         for pointer in repo.user_items(self.user_id, keys.AUTHORED_PREFIX):
             self.budget.check()
-            comment_key, event_key = pointer["items"]
-            self.tally.add("comments_anonymised", int(repo.anonymise(comment_key, self.user_id, "author", ANONYMOUS)))
-            repo.anonymise(event_key, self.user_id, "actor", ANONYMOUS)
+            for named in pointer["named"]:
+                anonymised = repo.anonymise(named["key"], self.user_id, named["field"], ANONYMOUS)
+                self.tally.add("entries_anonymised", int(anonymised))
             purge_repo.delete_items([{"PK": pointer["PK"], "SK": pointer["SK"]}])
             self.tally.add("items_deleted")
         self._takeouts()

@@ -262,9 +262,7 @@ class Sharing:
         event = items.event(
             session_id, "commented", caller.user_id, at, comment_id=comment_id, comment_type=str(body.comment_type)
         )
-        pointer = items.authored(caller.user_id, item, event)
-        change = session_writes.touch(session_id, moment=moment, puts=[item, event, pointer])
-        authorized.write(caller, Action.COMMENT, change)
+        authorized.write(caller, Action.COMMENT, session_writes.touch(session_id, moment=moment, puts=[item, event]))
         return comment_out(item)
 
     def list_comments(self, caller: Caller, session_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:

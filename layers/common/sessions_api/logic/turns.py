@@ -272,6 +272,8 @@ def end(
                 puts=[event_item],
                 operations=operations,
             )
+            if run["created_by"] != owner:  # a sharee's run: its reply's history entry names them
+                change = session_writes.signed(change, run["created_by"])
         try:
             session_writes.commit(change, Writer(owner))
         except WriteRefused as refused:

@@ -16,5 +16,7 @@ class ErasureOut(BaseModel):
     items_deleted: int = Field(description="Table items deleted so far (sessions, messages, runs, shares, ...)")
     objects_deleted: int = Field(description="S3 object versions deleted so far")
     shares_removed: int = Field(description="Shares others had given you, removed")
-    comments_anonymised: int = Field(description="Your comments on others' sessions, now signed `erased-user`")
+    entries_anonymised: int = Field(
+        description="What you wrote in others' sessions (comments, history entries, chat runs), now `erased-user`"
+    )
     receipt_expires_at: str | None = Field(default=None, description="When this receipt itself is deleted")
