@@ -301,3 +301,20 @@ def test_erasing_a_user_with_nothing_finishes_with_an_empty_receipt(api: Api, ta
     assert Erasures(get_settings()).run("dave", erasure["erasure_id"], PLENTY) is True
     receipt = api("GET", f"/api/v1/me/erasures/{erasure['erasure_id']}", user="dave").body
     assert receipt["status"] == "completed" and receipt["sessions"] == 0 and receipt["items_deleted"] == 0
+
+
+def test_erasing_a_user_touches_no_user_whose_id_starts_alike(api: Api, table: Any, world: dict[str, Any]) -> None:
+    # Given "ali", whose id begins alice's (and whose S3 prefix would, without its slash)
+    mine = api.create_session(user="ali", title="Ali's")["session_id"]
+    chat_reply(api, mine, user="ali")
+    before = sorted((item["PK"], item["SK"]) for item in all_items(table) if "ali" != item.get("created_by"))
+    alice_objects = sorted(objects("sessions/alice/"))
+    # When ali erases everything
+    erasure = erase(api, user="ali")
+    assert run_worker(table, "ali", erasure["erasure_id"]) == {"finished": 1}
+    # Then alice's data is all there, object for object and item for item
+    assert sorted(objects("sessions/alice/")) == alice_objects
+    after = {(item["PK"], item["SK"]) for item in all_items(table)}
+    assert [key for key in before if key not in after and not key[0].startswith(keys.session_pk(mine))] == []
+    assert api("GET", f"{BASE}/{world['plan']}").status == 200
+    assert api("GET", BASE).body["total"] == 3
