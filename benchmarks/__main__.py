@@ -23,6 +23,7 @@ MEASURES = [
     ("warm_overhead", "Warm overhead per request (vs FastAPI + Mangum, DynamoDB stubbed for both)"),
     ("expiry", "Expiry and purge"),
     ("exports_bench", "Exports: time and peak memory per deck size"),
+    ("erasure", "Erase everything (DELETE /me): the request, the worker (vs a table scan)"),
     ("package_size", "Package size (sam build) against Lambda's 250 MB"),
     ("gateway_load", "Local gateway under load (8 clients on loopback)"),
 ]
