@@ -98,7 +98,8 @@ def test_each_function_holds_only_the_rights_and_secrets_its_routes_use() -> Non
             assert all("/index/*" not in str(resource) for resource in resources), f"{function}: name its indexes"
             if any(action.startswith("s3:Put") for action in actions):
                 prefixes = [str(resource) for resource in resources]
-                assert all("/exports/" in p or "/payloads/" in p for p in prefixes), f"{function} writes {prefixes}"
+                written = ("/exports/", "/payloads/", "/takeout/")
+                assert all(any(part in p for part in written) for p in prefixes), f"{function} writes {prefixes}"
     assert "CURSOR_SECRET" not in of.template["Globals"]["Function"]["Environment"]["Variables"]
 
 
@@ -131,6 +132,6 @@ def test_x_ray_rights_only_when_tracing_is_on(mode: str, granted: bool, monkeypa
     functions = [
         resource for resource in template["Resources"].values() if resource["Type"] == "AWS::Serverless::Function"
     ]
-    assert len(roles) == len(functions) == 10
+    assert len(roles) == len(functions) == 13
     for logical_id, role in roles.items():
         assert ("AWSXrayWriteOnlyAccess" in json.dumps(role)) is granted, logical_id
