@@ -290,6 +290,7 @@ ROUTES: list[Row] = [
     Row("GET", f"{SESSION}/results", Action.READ),
     Row("GET", f"{SESSION}/metrics", Action.READ),
     Row("GET", f"{SESSION}/history", Action.READ),
+    Row("POST", f"{SESSION}/fork", Action.READ, ok=201, body=lambda w: {}),  # into the caller's own session
     # -- messages and chat ---------------------------------------------------------------------------
     Row("POST", f"{SESSION}/messages", Action.WRITE, ok=201, body=lambda w: {"role": "user", "content": "more"}),
     Row("GET", f"{SESSION}/messages", Action.READ),

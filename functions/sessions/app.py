@@ -1,4 +1,4 @@
-"""Sessions endpoint group: create, list, continue, get, update, delete, cleanup."""
+"""Sessions endpoint group: create, list, continue, get, update, delete, cleanup, fork."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from sessions_api import errors, http
 from sessions_api.dal import idempotency
 from sessions_api.logic import idempotent
+from sessions_api.logic.forks import Forks
 from sessions_api.logic.lifecycle import Action as LifecycleAction
 from sessions_api.logic.lifecycle import Lifecycle
 from sessions_api.logic.policy import Action
@@ -27,6 +28,7 @@ from sessions_api.models.api import (
     UpdateSessionIn,
 )
 from sessions_api.models.entities import SessionOut, SessionType, Status
+from sessions_api.models.forks import ForkIn
 from sessions_api.models.lifecycle import HistoryOut, MetricsOut, ResultsIn, ResultsOut, TransitionIn
 from sessions_api.models.types import Moment, Title
 from sessions_api.observability import instrument
@@ -281,6 +283,45 @@ def get_history(
 ):
     page = sessions().history(http.caller(app), session_id, limit=limit, cursor=cursor, descending=order == "desc")
     return http.json_response(200, page)
+
+
+# -- forks ------------------------------------------------------------------------------------------------
+@cache
+def forks() -> Forks:
+    return Forks(get_settings())
+
+
+@app.post(
+    f"{BASE}/<session_id>/fork",
+    responses={
+        201: {
+            "description": "The fork: a new session of the caller's",
+            "content": {"application/json": {"model": SessionOut}},
+        },
+        409: {"description": "conflict: the `Idempotency-Key` was used with another body or is in progress"},
+        **http.problems(404, 413, 429),
+    },
+)
+def fork_session(
+    session_id: SessionIdPath,
+    body: Annotated[ForkIn | None, Body()] = None,
+    idempotency_key: http.IdempotencyKey = None,
+):
+    caller = http.caller(app)
+    request = body or ForkIn()
+    remaining = app.lambda_context.get_remaining_time_in_millis() if app.lambda_context else 25_000
+    # Kept like a create's record (no session yet: the fork is new), and a replay checked against the fork, the
+    # caller's own: the source's partition and access are another user's to take away.
+    result = idempotent.once(
+        caller,
+        Action.READ,
+        session_id=None,
+        operation="fork_session",
+        key=idempotency_key,
+        body={"session_id": session_id, **request.model_dump(mode="json")},
+        produce=lambda: forks().fork(caller, session_id, request, remaining_ms=remaining),
+    )
+    return session_response(201, result["session"], Location=f"{BASE}/{result['session_id']}")
 
 
 @instrument

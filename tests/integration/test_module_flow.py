@@ -92,6 +92,7 @@ REQUESTS: dict[str, tuple[str, str, Any]] = {
     "export": ("POST", "/{sid}/export", {"format": "markdown"}),
     "history": ("GET", "/{sid}/history", None),
     "metrics": ("GET", "/{sid}/metrics", None),
+    "fork": ("POST", "/{sid}/fork", {"title": "forked"}),
 }
 
 

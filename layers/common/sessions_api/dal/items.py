@@ -185,3 +185,58 @@ def run_event(session_id: str, request_id: str, number: int, event: dict[str, An
 def run_queue_entry(session_id: str, request_id: str, *, first: bool = False) -> dict[str, Any]:
     """A waiting run's place in its session's queue."""
     return {**keys.run_queue_key(session_id, request_id, first=first), "type": "run_queue", "request_id": request_id}
+
+
+# -- forks ----------------------------------------------------------------------------------------------
+# What a copied message leaves behind: its old place, and the run that wrote it (runs stay with their session).
+_NOT_FORKED = frozenset({"PK", "SK", "session_id", "request_id", "payload_key"})
+
+
+def message_counters(messages: list[dict[str, Any]]) -> dict[str, int]:
+    """What stored `messages` add to their session's counters, as an append adds them (no model call billed)."""
+    counters = {"message_count": len(messages)}
+    for role in ("user", "assistant", "system"):
+        counters[f"{role}_messages"] = sum(1 for message in messages if message["role"] == role)
+    counters["turn_count"] = counters["user_messages"]
+    counters["error_count"] = sum(1 for message in messages if message.get("is_error"))
+    tokens = [(message["role"], int(message.get("token_count", 0))) for message in messages]
+    counters["input_tokens"] = sum(count for role, count in tokens if role != "assistant")
+    counters["output_tokens"] = sum(count for role, count in tokens if role == "assistant")
+    return counters
+
+
+def forked_message(session_id: str, message: dict[str, Any], *, payload_key: str | None) -> dict[str, Any]:
+    """`message` as the fork `session_id` stores it: the same id, role, content, metadata and times; a large
+    content at `payload_key`, the fork's own copy of the object."""
+    copied = {name: value for name, value in message.items() if name not in _NOT_FORKED}
+    return {
+        **keys.message_key(session_id, message["message_id"]),
+        **copied,
+        "session_id": session_id,
+        **({"payload_key": payload_key} if payload_key else {}),
+    }
+
+
+def forked_deck(session_id: str, stored: dict[str, Any], *, payload_key: str | None, by: str) -> dict[str, Any]:
+    """The source's deck item as the fork stores it, at the same version (a large deck at `payload_key`),
+    written `by` the forker: the fork names no one else."""
+    fields = {name: value for name, value in stored.items() if name not in {"type", "updated_by", *_NOT_FORKED}}
+    return deck(session_id, {**fields, "updated_by": by, **({"payload_key": payload_key} if payload_key else {})})
+
+
+def unpublished_fork(session_id: str, owner: str, *, at: str, due_pk: str, due_epoch: int) -> dict[str, Any]:
+    """A fork while it is being copied: a tombstone from its first write (every read treats it as missing), due
+    on GSI3 at `due_epoch`, so should the copy never finish the schedule purges what it left like a deleted
+    session's. No `ttl`: DynamoDB removing it before the purge would orphan its copies."""
+    return {
+        **keys.session_key(session_id),
+        "type": "session",
+        "session_id": session_id,
+        "created_by": owner,
+        "created_at": at,
+        "updated_at": at,
+        "deleted_at": at,
+        "forking": True,
+        "GSI3PK": due_pk,
+        "GSI3SK": due_epoch,
+    }

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from sessions_api.models.forks import ForkedFrom
+
 
 class Status(StrEnum):
     ACTIVE = "active"
@@ -75,6 +77,7 @@ class SessionOut(BaseModel):
     last_message_preview: str | None = None
     has_slide_deck: bool = Field(default=False, description="The session has a slide deck (`GET …/slides`)")
     active_run: str | None = Field(default=None, description="The `request_id` of the chat run in progress")
+    forked_from: ForkedFrom | None = Field(default=None, description="The session and message this one was forked from")
     version: int
 
 
@@ -146,5 +149,6 @@ def session_out(item: dict[str, Any]) -> SessionOut:
         last_message_preview=data.get("last_message_preview"),
         has_slide_deck=data.get("deck_version", 0) > 0,
         active_run=_active_run(data),
+        forked_from=data.get("forked_from"),
         version=data["version"],
     )
