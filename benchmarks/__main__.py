@@ -24,6 +24,8 @@ MEASURES = [
     ("expiry", "Expiry and purge"),
     ("exports_bench", "Exports: time and peak memory per deck size"),
     ("erasure", "Erase everything (DELETE /me): the request, the worker (vs a table scan)"),
+    ("takeout", "Export everything (POST /me/export): the request, the worker"),
+    ("forks", "Fork of 10,000 messages: requests, time, peak memory"),
     ("package_size", "Package size (sam build) against Lambda's 250 MB"),
     ("gateway_load", "Local gateway under load (8 clients on loopback)"),
 ]

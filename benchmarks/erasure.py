@@ -24,7 +24,7 @@ OTHERS_SESSIONS = 10_000
 
 def run(section: Section) -> None:
     from sessions_api.dal import keys
-    from sessions_api.logic.erasure import Erasures
+    from sessions_api.logic.erasing import Eraser
     from sessions_api.settings import get_settings
 
     with harness.moto_stack() as stack, harness.quiet(), moto_fast.installed():
@@ -43,7 +43,7 @@ def run(section: Section) -> None:
         tracemalloc.start()
         with stack.meter.window() as working:
             started = time.perf_counter()
-            done = Erasures(get_settings()).run("alice", erasure_id, Context(900).get_remaining_time_in_millis)
+            done = Eraser(get_settings()).run("alice", erasure_id, Context(900).get_remaining_time_in_millis)
             seconds = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

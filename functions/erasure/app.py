@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from sessions_api.dal import keys, table
-from sessions_api.logic.erasure import Erasures
+from sessions_api.logic.erasing import Eraser
 from sessions_api.observability import instrument, logger, metrics
 from sessions_api.settings import get_settings
 
@@ -25,8 +25,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.warning("Not an erasure record", extra={"event_id": record.get("eventID")})
             continue
         logger.append_keys(erasure_id=image["erasure_id"])
-        erasures = Erasures(get_settings())
-        finished += int(erasures.run(image["created_by"], image["erasure_id"], context.get_remaining_time_in_millis))
+        eraser = Eraser(get_settings())
+        finished += int(eraser.run(image["created_by"], image["erasure_id"], context.get_remaining_time_in_millis))
     metrics.add_metric(name="ErasuresFinished", unit=MetricUnit.Count, value=finished)
     return {"finished": finished}
 

@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from sessions_api import timeutil
 from sessions_api.dal import keys
-from sessions_api.logic.erasure import Erasures
+from sessions_api.logic.erasing import Eraser
 from sessions_api.settings import get_settings
 from tests.conftest import all_items
 from tests.support import Api, LambdaContext, load_function
@@ -241,7 +241,7 @@ def test_a_crashed_worker_is_replaced_once_its_lease_lapses(
 ) -> None:
     erasure = erase(api)
     # Given a worker that crashes after hiding the sessions, before purging them
-    from sessions_api.logic import erasure as module
+    from sessions_api.logic import erasing as module
 
     def crash(*_: Any, **__: Any) -> Any:
         raise RuntimeError("killed")
@@ -298,7 +298,7 @@ def test_a_receipt_is_the_callers_own_and_lapses(api: Api, table: Any) -> None:
 
 def test_erasing_a_user_with_nothing_finishes_with_an_empty_receipt(api: Api, table: Any) -> None:
     erasure = erase(api, user="dave")
-    assert Erasures(get_settings()).run("dave", erasure["erasure_id"], PLENTY) is True
+    assert Eraser(get_settings()).run("dave", erasure["erasure_id"], PLENTY) is True
     receipt = api("GET", f"/api/v1/me/erasures/{erasure['erasure_id']}", user="dave").body
     assert receipt["status"] == "completed" and receipt["sessions"] == 0 and receipt["items_deleted"] == 0
 

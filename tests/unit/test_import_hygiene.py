@@ -46,7 +46,9 @@ NOT_IN_LAMBDA = {
 }
 # Use cases that belong to one function each: another function importing them pays for code it never runs.
 OWNED_LOGIC = {
-    "sessions_api.logic.expiry": ("ExpiryFunction",),
+    # The erasure worker purges a session as the schedule does.
+    "sessions_api.logic.expiry": ("ExpiryFunction", "ErasureWorkerFunction"),
+    "sessions_api.logic.erasing": ("ErasureWorkerFunction",),
     "sessions_api.logic.purge": ("ExpiryFunction",),
     "sessions_api.logic.chat": ("MessagesFunction", "LiveFunction"),  # chats start over HTTP or the socket
     "sessions_api.logic.exports": ("ExportsFunction",),
