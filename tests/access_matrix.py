@@ -339,7 +339,14 @@ ROUTES: list[Row] = [
     Row("GET", f"{SESSION}/exports/{{export_id}}", Action.READ),
     # -- your data: each caller's own; only the owner's erasure takes the world's session away ------------
     # (the stranger's own job, made for `{job_id}`, is still unfinished: one at a time)
-    Row("POST", f"{API}/me/export", None, expect=every(202, stranger=409), allowed=frozenset({OWNER})),
+    Row(
+        "POST",
+        f"{API}/me/export",
+        None,
+        prepare=lambda w: None if w.param("job_id") else None,
+        expect=every(202, stranger=409),
+        allowed=frozenset({OWNER}),
+    ),
     Row("GET", f"{API}/me/export/{{job_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
     Row("DELETE", f"{API}/me", None, expect=every(202), allowed=frozenset({OWNER})),
     Row("GET", f"{API}/me/erasures/{{erasure_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
