@@ -125,12 +125,4 @@ def _copy(source_key: str, new_key: str) -> None:
 
 
 def _write_batch(items: list[dict[str, Any]]) -> None:
-    """≤ 25 puts in one BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
-    request = {table.table_name(): [{"PutRequest": {"Item": storable(item)}} for item in items]}
-    for attempt in range(6):
-        response = clients.dynamodb().batch_write_item(RequestItems=request)
-        request = response.get("UnprocessedItems") or {}
-        if not request:
-            return
-        time.sleep(0.05 * 2**attempt)
-    raise clients.RetryableError("DynamoDB left writes unprocessed")
+    table.batch_write([{"PutRequest": {"Item": storable(item)}} for item in items])

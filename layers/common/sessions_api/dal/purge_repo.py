@@ -6,7 +6,6 @@ session's items from its own partition, its objects from its own prefix.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,14 +57,7 @@ class PurgeRepo:
     def delete_items(self, item_keys: list[dict[str, str]]) -> None:
         """Delete ≤ 25 items in one BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
         assert len(item_keys) <= BATCH_WRITE_MAX
-        request = {table.table_name(): [{"DeleteRequest": {"Key": key}} for key in item_keys]}
-        for attempt in range(6):
-            response = clients.dynamodb().batch_write_item(RequestItems=request)
-            request = response.get("UnprocessedItems") or {}
-            if not request:
-                return
-            time.sleep(0.05 * 2**attempt)
-        raise clients.RetryableError("DynamoDB left deletes unprocessed")
+        table.batch_write([{"DeleteRequest": {"Key": key}} for key in item_keys])
 
     def delete_session_item(self, session_id: str) -> bool:
         """Remove a tombstoned session's own item, last; False if it is not (or no longer) a tombstone."""

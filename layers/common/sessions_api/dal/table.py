@@ -90,6 +90,17 @@ def get(key: dict[str, str]) -> dict[str, Any] | None:
     return response.get("Item")
 
 
+def batch_write(requests: list[dict[str, Any]]) -> None:
+    """≤ 25 `PutRequest`/`DeleteRequest`s in one BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    pending = {table_name(): requests}
+    for attempt in range(6):
+        pending = clients.dynamodb().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if not pending:
+            return
+        time.sleep(0.05 * 2**attempt)
+    raise clients.RetryableError("DynamoDB left writes unprocessed")
+
+
 def batch_get(keys: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Strongly consistent BatchGetItem (≤ 100 keys), retrying what DynamoDB leaves unprocessed."""
     found: list[dict[str, Any]] = []
