@@ -350,7 +350,8 @@ ROUTES: list[Row] = [
         allowed=frozenset({OWNER}),
     ),
     Row("GET", f"{API}/me/export/{{job_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
-    Row("DELETE", f"{API}/me", None, expect=every(202), allowed=frozenset({OWNER})),
+    # A sharee's erasure removes their share from the session (its worker, later); the stranger's touches nothing.
+    Row("DELETE", f"{API}/me", None, expect=every(202), allowed=frozenset(ROLES) - {STRANGER}),
     Row("GET", f"{API}/me/erasures/{{erasure_id}}", None, expect=every(404, stranger=200), allowed=frozenset()),
     # -- sharing and comments ------------------------------------------------------------------------
     Row(

@@ -26,6 +26,7 @@ FUNCTION_OF_EVENT = {
     "slides": "SlidesFunction",
     "exports": "ExportsFunction",
     "docs": "DocsFunction",
+    "me": "MeFunction",
     "schedule": "ExpiryFunction",
     "worker": "ChatWorkerFunction",
 }
