@@ -30,7 +30,9 @@ def test_erase_everything_end_to_end(gateway: RunningGateway) -> None:
         api.post(f"/api/v1/sessions/{sid}/messages", json={"role": "user", "content": "€" * 100_000}).status_code == 201
     )
     assert (
-        api.post(f"/api/v1/sessions/{sid}/share", json={"recipients": [friend.headers["X-Dev-User"]], "permissions": "view"}).status_code
+        api.post(
+            f"/api/v1/sessions/{sid}/share", json={"recipients": [friend.headers["X-Dev-User"]], "permissions": "view"}
+        ).status_code
         == 201
     )
     kept = friend.post("/api/v1/sessions", json={"title": "kept"}).json()["session_id"]

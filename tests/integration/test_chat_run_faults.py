@@ -159,7 +159,7 @@ def test_a_duplicate_delivery_while_the_run_is_going_does_nothing(
     from sessions_api.logic import runner
 
     # A second delivery finds the run started and its lease live: it does not end it (it has no time to wait)
-    assert runner.recover(_settings(), sid, request_id, remaining_ms=lambda: 1_000) is False
+    assert runner.recover(_settings(), sid, request_id, remaining_ms=lambda: 1_000) is runner.Recovery.LEFT
     first.join()
     assert_one_whole_turn(api, sid, request_id, "completed")
 
@@ -190,6 +190,39 @@ def test_the_schedule_ends_a_run_whose_retries_all_failed(
     after_the_lease(monkeypatch)  # a ready run is due twice the lease after it was accepted
     assert Expiry(_settings()).run(lambda: 60_000).runs_recovered == 1
     assert finished(api, never)["status"] == "error"
+
+
+def test_the_schedule_rearms_a_run_whose_worker_still_renews_its_lease(
+    api: Api, no_chat_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_api import timeutil
+    from sessions_api.dal import table
+    from sessions_api.dal.runs_repo import RunsRepo
+    from sessions_api.logic.expiry import Expiry
+
+    # Given a run claimed with a minute's lease, whose worker renewed it as it wrote (2.5 minutes on)
+    sid = api.create_session()["session_id"]
+    request_id = accept(api, sid)
+    repo, now = RunsRepo(), timeutil.epoch_seconds(timeutil.now())
+    lease = _settings().run_lease_seconds
+    assert repo.claim(sid, request_id, worker="w", lease_until=now + lease, at=timeutil.now_iso())
+    renewal = repo.progress(sid, request_id, worker="w", last_event=0, added=0, lease_until=now + 150)
+    table.transact([renewal])
+    # Then the renewal moved the lease, never the due time on the index
+    stored = repo.get(sid, request_id) or {}
+    assert (stored["GSI3SK"], stored["lease_until"]) == (now + lease, now + 150)
+    # When the schedule finds it due at the lease it was armed with
+    after_the_lease(monkeypatch)
+    report = Expiry(_settings()).run(lambda: 60_000)
+    # Then the run goes on, due again when its renewed lease lapses
+    assert (report.rearmed, report.runs_recovered) == (1, 0)
+    stored = repo.get(sid, request_id) or {}
+    assert (stored["phase"], stored["GSI3SK"]) == ("running", now + 150)
+    # And once its worker is gone past that lease, the schedule ends it
+    after_the_lease(monkeypatch)
+    after_the_lease(monkeypatch)
+    assert Expiry(_settings()).run(lambda: 60_000).runs_recovered == 1
+    assert_one_whole_turn(api, sid, request_id, "error")
 
 
 def test_a_lost_answer_to_the_turn_taking_write_is_not_reported_busy(

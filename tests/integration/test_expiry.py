@@ -102,21 +102,79 @@ def test_a_session_expires_its_idle_timeout_after_its_last_write_not_before(
     session = api.create_session(**({"idle_timeout_minutes": minutes} if minutes else {}))
     session_id = session["session_id"]
     due = timeutil.epoch_seconds(timeutil.parse(session["created_at"])) + timeout * 60
-    assert session_item(table, session_id)["GSI3SK"] == due
+    assert (session_item(table, session_id)["GSI3SK"], session_item(table, session_id)["active_until"]) == (due, due)
     assert session["expires_at"] == timeutil.iso(timeutil.plus(timeutil.parse(session["created_at"]), minutes=timeout))
-    # When it is written to halfway through, its due time moves to a full timeout after that write
+    # When it is written to halfway through, its idle deadline moves a full timeout past that write, and its
+    # due time on the index stays where creation armed it (a message never writes the due index)
     clock.advance(minutes=timeout / 2)
     appended = api("POST", f"{BASE}/{session_id}/messages", body={"role": "user", "content": "still here"})
     assert appended.status == 201
-    rearmed = timeutil.epoch_seconds(timeutil.parse(appended.body["created_at"])) + timeout * 60
-    assert session_item(table, session_id)["GSI3SK"] == rearmed
-    # Then a second before that it is still active, and a second after it the run expires it
-    clock.advance(minutes=timeout, seconds=-2)
-    assert run().expired == 0
+    deadline = timeutil.epoch_seconds(timeutil.parse(appended.body["created_at"])) + timeout * 60
+    stored = session_item(table, session_id)
+    assert (stored["GSI3SK"], stored["active_until"]) == (due, deadline)
+    expires_at = api("GET", f"{BASE}/{session_id}").body["expires_at"]
+    assert timeutil.epoch_seconds(timeutil.parse(expires_at)) == deadline
+    # Then the run at the armed time finds it written to since: not expired, re-armed at the deadline
+    clock.advance(minutes=timeout / 2, seconds=1)
+    report = run()
+    assert (report.expired, report.rearmed) == (0, 1)
+    assert session_item(table, session_id)["GSI3SK"] == deadline
+    # And a second before the deadline it is still active, and a second after it the run expires it
+    clock.advance(minutes=timeout / 2, seconds=-3)
+    assert (run().expired, run().rearmed) == (0, 0)
     assert api("GET", f"{BASE}/{session_id}").body["status"] == "active"
     clock.advance(seconds=3)
     assert run().expired == 1
     assert api("GET", f"{BASE}/{session_id}").body["status"] == "expired"
+
+
+@pytest.mark.parametrize(
+    ("last_write_before_due", "expired"), [(1, False), (0, True)], ids=["a second before", "at its due time"]
+)
+def test_a_session_touched_just_before_it_would_expire_is_not_expired(
+    api: Api, table: Any, clock: Clock, last_write_before_due: int, expired: bool
+) -> None:
+    # Given a one-minute session written to a second before its due time (or at it: idle already)
+    session_id = idle_session(api)
+    clock.advance(seconds=60 - last_write_before_due - 1)
+    if last_write_before_due:
+        assert api("PATCH", f"{BASE}/{session_id}", body={"title": "still here"}).status == 200
+    # When the schedule runs a second past the due time creation armed
+    clock.advance(seconds=last_write_before_due + 2)
+    report = run()
+    # Then only the idle one is expired; the touched one is due again a minute after its write
+    assert report.expired == int(expired) and report.rearmed == int(not expired)
+    stored = session_item(table, session_id)
+    assert stored["status"] == ("expired" if expired else "active")
+    if not expired:
+        assert stored["GSI3SK"] == stored["active_until"]
+        assert stored["active_until"] == timeutil.epoch_seconds(timeutil.parse(stored["last_activity_at"])) + 60
+
+
+def test_an_idle_session_expires_within_one_schedule_period_past_its_timeout(
+    api: Api, table: Any, clock: Clock
+) -> None:
+    # Given a one-minute session written to at uneven times, never a minute apart, across a run of the
+    # schedule (every 5 minutes), then left idle
+    session_id = idle_session(api)
+    period = 300
+    writes_at = [40, 95, 150, 205, 260, 290, 340]
+    elapsed, expired_at = 0, None
+    # When the schedule runs every period for an hour, the writes landing between its runs
+    while elapsed < 3600 and expired_at is None:
+        for moment in [at for at in writes_at if elapsed < at <= elapsed + period]:
+            clock.advance(seconds=moment - elapsed)
+            assert api("PATCH", f"{BASE}/{session_id}", body={"title": f"t{moment}"}).status == 200
+            elapsed = moment
+        step = period - elapsed % period
+        clock.advance(seconds=step)
+        elapsed += step
+        if run().expired:
+            expired_at = elapsed
+    # Then it expired at the first run past its last write plus its timeout: never before, at most a period late
+    assert expired_at is not None
+    assert writes_at[-1] + 60 <= expired_at <= writes_at[-1] + 60 + period
+    assert session_item(table, session_id)["status"] == "expired"
 
 
 def test_a_paused_session_expires_a_completed_one_never(api: Api, table: Any, clock: Clock) -> None:

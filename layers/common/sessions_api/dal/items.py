@@ -92,6 +92,7 @@ def new_session(
         "GSI2SK": keys.activity_sk(at, session_id),
         "GSI3PK": due_pk,
         "GSI3SK": due_epoch,
+        "active_until": due_epoch,
     }
     return {name: value for name, value in session.items() if value is not None}
 

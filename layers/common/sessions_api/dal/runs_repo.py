@@ -76,6 +76,18 @@ class RunsRepo:
         expr.set("worker", worker).set("lease_until", lease_until).set("GSI3SK", lease_until).add("attempts", 1)
         return self._update(session_id, request_id, expr)
 
+    def rearm(self, session_id: str, request_id: str, *, now: int) -> bool:
+        """A running run found due whose lease its worker renewed since: due again when the lease lapses."""
+        expr = Expr()
+        lease = expr.name("lease_until")
+        expr.when(f"{expr.name('phase')} = {expr.value('running')} AND {lease} > {expr.value(now)}")
+        expr.set_raw(f"{expr.name('GSI3SK')} = {lease}")
+        try:
+            table.update(keys.run_key(session_id, request_id), expr)
+        except table.ConditionFailed:
+            return False
+        return True
+
     def _update(self, session_id: str, request_id: str, expr: Expr) -> dict[str, Any] | None:
         try:
             return table.update(keys.run_key(session_id, request_id), expr, return_new=True)
@@ -95,8 +107,8 @@ class RunsRepo:
         """A transaction operation: the run's event count moves from `last_event` by `added`, only while
         `worker` still runs it (a cancel or a take-over makes it fail)."""
         expr = Expr().set("last_event", last_event + added)
-        if lease_until is not None:
-            expr.set("lease_until", lease_until).set("GSI3SK", lease_until)
+        if lease_until is not None:  # not the due time: the schedule re-arms a live run at its lease (`rearm`)
+            expr.set("lease_until", lease_until)
         expr.when(f"{expr.name('phase')} = {expr.value('running')} AND {expr.name('worker')} = {expr.value(worker)}")
         expr.when_count("last_event", last_event)
         return {"Update": {"Key": keys.run_key(session_id, request_id), **expr.params()}}

@@ -6,8 +6,10 @@ here) and, when the write is refused, what `logic.policy.refusal` reads to tell 
 (`Writer`) is added at commit: the owner's condition on the session, and for anyone else a ConditionCheck
 on the share that allowed it, in the same transaction, so a revocation can never race the write.
 
-Every write to an open session records activity without reading first: the due time on GSI3 is computed by
-DynamoDB from the session's own `idle_seconds`, so any write stays a single request.
+Every write to an open session records activity without reading first: `active_until` is computed by
+DynamoDB from the session's own `idle_seconds`, so any write stays a single request. The due time on GSI3
+(GSI3SK) is armed only at creation and at status changes, so the few due-index partitions never take a write
+per message; the schedule, finding a session due that was written to since, re-arms it at `active_until`.
 """
 
 from __future__ import annotations
@@ -148,17 +150,21 @@ def _require(expr: Expr, expects: Expects) -> None:
             expr.when(f"{paused_from} = {expr.value(expects.paused_from)}")
 
 
-def _touch(expr: Expr, session_id: str, moment: datetime, *, active_listing: bool = True, due: bool = True) -> Expr:
-    """Activity: times, the owner's listing order, the active listing, the due time, the version."""
+def _touch(
+    expr: Expr, session_id: str, moment: datetime, *, active_listing: bool = True, due: bool = True, arm: bool = False
+) -> Expr:
+    """Activity: times, the owner's listing order, the active listing, the idle deadline (`arm`: and the due
+    time with it), the version."""
     at = timeutil.iso(moment)
     expr.set("last_activity_at", at).set("updated_at", at)
     expr.set("GSI1SK", keys.activity_sk(at, session_id))
     if active_listing:
         expr.set("GSI2SK", keys.activity_sk(at, session_id))
     if due:
-        expr.set_raw(
-            f"{expr.name('GSI3SK')} = {expr.name('idle_seconds')} + {expr.value(timeutil.epoch_seconds(moment))}"
-        )
+        until = f"{expr.name('idle_seconds')} + {expr.value(timeutil.epoch_seconds(moment))}"
+        expr.set_raw(f"{expr.name('active_until')} = {until}")
+        if arm:
+            expr.set_raw(f"{expr.name('GSI3SK')} = {until}")
     return expr.add("version", 1)
 
 
@@ -435,7 +441,7 @@ def change_status(
     else:
         expr.remove("GSI3PK", "GSI3SK")
         expr.set("ended_at", at)
-    _touch(expr, session_id, moment, active_listing=listed_active, due=due)
+    _touch(expr, session_id, moment, active_listing=listed_active, due=due, arm=due)  # the index is rewritten anyway
     expects = Expects(statuses=frozenset({str(source)}), version=version, paused_from=paused_from)
     counters = counters_update(owner, status_deltas(source, target))
     return _plan(session_id, expr, expects, puts=puts, operations=[counters])
@@ -450,10 +456,19 @@ def _run(session_id: str, expr: Expr, operations: list[dict[str, Any]] = ()) -> 
         raise WriteRefused(cancelled.reasons[0].item) from cancelled
 
 
-def _idle_and_present(expr: Expr, status: str, now_epoch: int) -> Expr:
+def _present(expr: Expr, status: str) -> Expr:
     expr.when(f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')})")
-    expr.when(f"{expr.name('status')} = {expr.value(status)}")
+    return expr.when(f"{expr.name('status')} = {expr.value(status)}")
+
+
+def _due(expr: Expr, now_epoch: int) -> Expr:
     return expr.when(f"{expr.name('GSI3SK')} <= {expr.value(now_epoch)}")
+
+
+def _idle(expr: Expr, now_epoch: int) -> Expr:
+    """No write since its idle deadline (a session written before `active_until` existed: its due time)."""
+    until, now = expr.name("active_until"), expr.value(now_epoch)
+    return expr.when(f"{until} <= {now} OR (attribute_not_exists({until}) AND {expr.name('GSI3SK')} <= {now})")
 
 
 def expire(
@@ -466,10 +481,10 @@ def expire(
     ttl: int,
     event: dict[str, Any],
 ) -> bool:
-    """Expire the session if it is still idle: a write since has moved its due time (GSI3SK) past now,
-    and then the condition fails and the session stays open. False when it was not expired."""
+    """Expire the session if it is still idle: a write since has moved `active_until` past now, and then the
+    condition fails and the session stays open (`rearm` moves its due time there). False when not expired."""
     at = timeutil.iso(moment)
-    expr = _idle_and_present(Expr(), str(source), timeutil.epoch_seconds(moment))
+    expr = _idle(_present(Expr(), str(source)), timeutil.epoch_seconds(moment))
     expr.set("status", str(Status.EXPIRED)).set("status_changed_at", at).set("ended_at", at).set("updated_at", at)
     expr.set("GSI3SK", purge_epoch).set("ttl", ttl)  # still due: for the purge, after the retention
     expr.remove("GSI2PK", "GSI2SK", "paused_from").add("version", 1)
@@ -485,7 +500,7 @@ def hide_expired(session_id: str, owner: str, moment: datetime) -> bool:
     """An expired session past its retention leaves every read and the counters in one transaction;
     True when it is (now, or already) a tombstone ready for the purge."""
     at = timeutil.iso(moment)
-    expr = _idle_and_present(Expr(), str(Status.EXPIRED), timeutil.epoch_seconds(moment))
+    expr = _due(_present(Expr(), str(Status.EXPIRED)), timeutil.epoch_seconds(moment))
     expr.set("deleted_at", at).set("updated_at", at).remove("GSI1PK", "GSI1SK").add("version", 1)
     try:
         _run(session_id, expr, [counters_update(owner, status_deltas(Status.EXPIRED, None))])
@@ -494,12 +509,22 @@ def hide_expired(session_id: str, owner: str, moment: datetime) -> bool:
     return True
 
 
+def rearm(session_id: str, status: str, now_epoch: int) -> bool:
+    """A due session written to since it was armed: due again at its idle deadline (False: it changed
+    meanwhile, or is idle after all and the next run expires it)."""
+    expr = _present(Expr(), status)
+    expr.when(f"{expr.name('active_until')} > {expr.value(now_epoch)}")
+    expr.set_raw(f"{expr.name('GSI3SK')} = {expr.name('active_until')}")
+    try:
+        table.update(keys.session_key(session_id), expr)
+    except table.ConditionFailed:
+        return False
+    return True
+
+
 def drop_due(session_id: str, status: str) -> None:
     """Take a session that cannot expire out of the due index (a repair, not a path)."""
-    expr = Expr()
-    expr.when(f"attribute_exists(PK) AND attribute_not_exists({expr.name('deleted_at')})")
-    expr.when(f"{expr.name('status')} = {expr.value(status)}")
-    expr.remove("GSI3PK", "GSI3SK")
+    expr = _present(Expr(), status).remove("GSI3PK", "GSI3SK")
     try:
         _run(session_id, expr)
     except WriteRefused:

@@ -4,12 +4,15 @@ Due sessions come from the sparse GSI3 (`DUE#<shard>` / due epoch seconds), so a
 many items as there is work, never the table. Every step is a conditional write, so runs are
 idempotent: two overlapping runs, or a rerun after a crash, change nothing twice.
 
-- open and idle → one transaction: status `expired` (only if GSI3SK <= now still holds, i.e. no write
-  since), counters, GSI2 removed, GSI3SK set to the purge time, `ttl` as a backstop, `expired` event.
+- open and idle → one transaction: status `expired` (only if `active_until` <= now, i.e. no write since its
+  idle deadline), counters, GSI2 removed, GSI3SK set to the purge time, `ttl` as a backstop, `expired` event.
+- open but written to since it was armed (writes move only `active_until`, never the due index) → re-armed:
+  due again at `active_until`, one UpdateItem. So a run reads what is due, not what was written.
 - expired past its retention → one transaction hides it (tombstone) and removes it from the counters,
   then it is purged like a deleted session: counters always match what reads can see.
 - a chat run past its lease (its worker crashed or timed out, and the retry did not end it) or never
-  started (its stream record was lost) → ended `error` with an error reply, the session's turn passed on.
+  started (its stream record was lost) → ended `error` with an error reply, the session's turn passed on;
+  one whose worker still renews its lease → re-armed at the lease.
 - an erasure (DELETE /me) whose worker's lease lapsed → handed to a fresh worker (`logic/erasure.py`).
 - deleted (tombstoned) → purged: S3 objects and child items first, the session item last. A crash or a
   spent time budget anywhere leaves the session item in place, still due in GSI3 and invisible to every
@@ -86,6 +89,7 @@ def purge_session(session_id: str, owner: str, budget: Budget, repo: PurgeRepo) 
 @dataclass
 class RunReport:
     expired: int = 0
+    rearmed: int = 0  # due sessions and runs written to (renewed) since they were armed
     purged: int = 0
     items_deleted: int = 0
     objects_deleted: int = 0
@@ -150,9 +154,11 @@ class Expiry:
             return
         if item["SK"].startswith(keys.RUN_PREFIX):  # a run whose worker is gone (or never came): end it
             request_id = item["SK"].removeprefix(keys.RUN_PREFIX)
-            report.runs_recovered += int(
-                runner.recover(self.settings, session_id, request_id, remaining_ms=budget.remaining_ms)
+            outcome = runner.recover(
+                self.settings, session_id, request_id, rearm=True, remaining_ms=budget.remaining_ms
             )
+            report.runs_recovered += int(outcome is runner.Recovery.ENDED)
+            report.rearmed += int(outcome is runner.Recovery.REARMED)
             return
         if not item.get("deleted_at"):
             if item["status"] == Status.EXPIRED:
@@ -168,6 +174,8 @@ class Expiry:
                     session_writes.drop_due(session_id, item["status"])
                 elif self._expire(item, row, moment):
                     report.expired += 1
+                elif session_writes.rearm(session_id, item["status"], timeutil.epoch_seconds(moment)):
+                    report.rearmed += 1
                 return
         purged = purge_session(session_id, owner, budget, self.purge_repo)
         report.items_deleted += purged.items
@@ -185,7 +193,6 @@ class Expiry:
             timeutil.iso(moment),
             **{
                 "from": str(row.source),
-                "idle_since": item.get("last_activity_at"),
                 "purge_after": timeutil.iso(purge_at),
             },
         )

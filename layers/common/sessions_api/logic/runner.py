@@ -12,6 +12,7 @@ lease lapses; the retry of its stream record, or else the schedule, takes it ove
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import time
 import uuid
@@ -82,15 +83,23 @@ def run(
     Execution(settings, claimed, worker, remaining_ms).go(provider)
 
 
-def recover(settings: Settings, session_id: str, request_id: str, *, remaining_ms: Callable[[], int]) -> bool:
+class Recovery(enum.Enum):
+    ENDED = "ended"  # the run is (now) done
+    REARMED = "rearmed"  # its worker still renews the lease: due again when the lease would lapse
+    LEFT = "left"  # held longer than the caller could wait (or waiting for the turn): someone later sees to it
+
+
+def recover(
+    settings: Settings, session_id: str, request_id: str, *, remaining_ms: Callable[[], int], rearm: bool = False
+) -> Recovery:
     """End a run whose worker stopped renewing its lease (crashed, timed out), or that no worker ever started,
-    as `error` with an error reply. Waits out a lease that has not lapsed yet while time allows; True when
-    the run is (now) done."""
+    as `error` with an error reply. A lease that has not lapsed yet is waited out while time allows, or, for
+    the schedule (`rearm`), made the run's due time: a worker's renewals never move the due index."""
     repo, worker = RunsRepo(), new_worker_id()
     while True:
         found = repo.get(session_id, request_id)
         if found is None or found.get("phase") in ("done", "waiting"):
-            return found is not None and found.get("phase") == "done"
+            return Recovery.ENDED if found is not None and found.get("phase") == "done" else Recovery.LEFT
         now = timeutil.epoch_seconds(timeutil.now())
         lease = now + settings.run_lease_seconds
         if found["phase"] == "ready":
@@ -98,8 +107,10 @@ def recover(settings: Settings, session_id: str, request_id: str, *, remaining_m
         else:
             lapses_in_ms = (int(found["lease_until"]) - now + 1) * 1000
             if lapses_in_ms > 0:
+                if rearm:
+                    return Recovery.REARMED if repo.rearm(session_id, request_id, now=now) else Recovery.LEFT
                 if lapses_in_ms > remaining_ms() - STOP_MARGIN_MS:
-                    return False  # held longer than this invocation has: the schedule will see to it
+                    return Recovery.LEFT
                 time.sleep(lapses_in_ms / 1000)
                 continue
             adopted = repo.take_over(session_id, request_id, worker=worker, now=now, lease_until=lease)
@@ -110,7 +121,7 @@ def recover(settings: Settings, session_id: str, request_id: str, *, remaining_m
             turns.end_abandoned(settings, adopted, worker=worker)
         except turns.RunChanged:
             continue  # ended elsewhere meanwhile
-        return True
+        return Recovery.ENDED
 
 
 class Execution:
