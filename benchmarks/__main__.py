@@ -16,6 +16,7 @@ from benchmarks import report
 # (module, title): one module per measure, each with `run(section)`; order is the order of results.md.
 MEASURES = [
     ("dynamodb_work", "DynamoDB work per endpoint"),
+    ("partition_heat", "Partition heat at 100 k, 1 M and 10 M daily users"),
     ("append_cost", "Append cost against history length (vs LangChain DynamoDBChatMessageHistory)"),
     ("chat_runs", "Chat runs: work per run as the reply grows, and the first words"),
     ("listing", "Listing 50 sessions with counts and previews (vs FastAPI + SQLAlchemy)"),

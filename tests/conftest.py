@@ -27,6 +27,9 @@ os.environ.update(
         "MODEL_PROVIDER": "local",
         # Streamed replies come in chunks 5 ms apart: slow enough that a cancel lands mid-reply, fast for a suite.
         "LOCAL_STREAM_DELAY_MS": "5",
+        # Tests seed big sessions through the API faster than any user may write; the rate limit's own tests
+        # (tests/integration/test_rate_limits.py) run with the template's default.
+        "USER_WRITES_PER_SECOND": "1000000",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -198,29 +198,31 @@ def test_the_schedule_rearms_a_run_whose_worker_still_renews_its_lease(
     from sessions_api import timeutil
     from sessions_api.dal import table
     from sessions_api.dal.runs_repo import RunsRepo
+    from sessions_api.logic import turns
     from sessions_api.logic.expiry import Expiry
 
-    # Given a run claimed with a minute's lease, whose worker renewed it as it wrote (2.5 minutes on)
+    # Given a run made ready (due two leases on), claimed, and renewed by its worker as it wrote (5 minutes on)
     sid = api.create_session()["session_id"]
     request_id = accept(api, sid)
     repo, now = RunsRepo(), timeutil.epoch_seconds(timeutil.now())
-    lease = _settings().run_lease_seconds
-    assert repo.claim(sid, request_id, worker="w", lease_until=now + lease, at=timeutil.now_iso())
-    renewal = repo.progress(sid, request_id, worker="w", last_event=0, added=0, lease_until=now + 150)
-    table.transact([renewal])
-    # Then the renewal moved the lease, never the due time on the index
+    due = int((repo.get(sid, request_id) or {})["GSI3SK"])
+    assert due == turns.ready_until(_settings(), now)
+    assert repo.claim(sid, request_id, worker="w", lease_until=now + 60, at=timeutil.now_iso())
+    table.transact([repo.progress(sid, request_id, worker="w", last_event=0, added=0, lease_until=now + 300)])
+    # Then neither the claim nor the renewal moved its due time on the index, only its lease
     stored = repo.get(sid, request_id) or {}
-    assert (stored["GSI3SK"], stored["lease_until"]) == (now + lease, now + 150)
-    # When the schedule finds it due at the lease it was armed with
-    after_the_lease(monkeypatch)
+    assert (stored["GSI3SK"], stored["lease_until"]) == (due, now + 300)
+    # When the schedule finds it due while its lease holds
+    for _ in range(2):
+        after_the_lease(monkeypatch)
     report = Expiry(_settings()).run(lambda: 60_000)
     # Then the run goes on, due again when its renewed lease lapses
     assert (report.rearmed, report.runs_recovered) == (1, 0)
     stored = repo.get(sid, request_id) or {}
-    assert (stored["phase"], stored["GSI3SK"]) == ("running", now + 150)
+    assert (stored["phase"], stored["GSI3SK"]) == ("running", now + 300)
     # And once its worker is gone past that lease, the schedule ends it
-    after_the_lease(monkeypatch)
-    after_the_lease(monkeypatch)
+    for _ in range(3):
+        after_the_lease(monkeypatch)
     assert Expiry(_settings()).run(lambda: 60_000).runs_recovered == 1
     assert_one_whole_turn(api, sid, request_id, "error")
 

@@ -153,6 +153,9 @@ class SessionQuotaExceeded(ApiError):
 class RateLimited(ApiError):
     status, code, title = 429, "rate_limited", "Rate limited"
 
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
 
 class ServiceUnavailable(ApiError):
     status, code, title = 503, "service_unavailable", "Service unavailable"

@@ -19,14 +19,16 @@ class Settings(BaseModel):
     idle_timeout_minutes: int = Field(default=1440, ge=1)
     expired_retention_days: int = Field(default=7, ge=0)
     max_active_sessions: int = Field(default=100, ge=1)
+    # Writes per second per user (each message of a batch counts): keeps any one user's keys cool.
+    user_writes_per_second: int = Field(default=120, ge=25)
     # Exported files are deleted by the bucket's lifecycle after this many days; their records go with them.
     export_retention_days: int = Field(default=7, ge=1)
     # A DELETE /me's receipt is kept this long after the erasure finished.
     erasure_receipt_days: int = Field(default=30, ge=1)
     tracing_enabled: bool = False
     api_base_path: str = "/api/v1"
-    # Due-time index partitions: spreads expiry keys so no index partition runs hot.
-    due_shards: int = Field(default=4, ge=1, le=64)
+    # Due-time index partitions: spreads expiry keys so no index partition runs hot (docs/capacity.md).
+    due_shards: int = Field(default=64, ge=1, le=1024)
     service_name: str = Field(default="sessions-api", alias="powertools_service_name")
     # Chat: `bedrock` (Converse API) deployed, `local` (deterministic echo, no AWS) for `make dev` and tests.
     model_provider: Literal["bedrock", "local"] = "bedrock"

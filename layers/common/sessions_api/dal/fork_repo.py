@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sessions_api.dal import clients, idempotency, keys, table
+from sessions_api.dal import clients, idempotency, keys, rates, table
 from sessions_api.dal.expressions import Expr
 from sessions_api.dal.objects import ObjectMissing
 from sessions_api.dal.purge_repo import BATCH_WRITE_MAX
@@ -35,10 +35,14 @@ class ForkRepo:
         return table.get(keys.counters_key(user_id))
 
     def begin(self, unpublished: dict[str, Any]) -> None:
-        """The fork's own item, invisible and due for its purge, before anything is copied into its partition."""
-        clients.dynamodb().put_item(
-            TableName=table.table_name(), Item=storable(unpublished), ConditionExpression="attribute_not_exists(PK)"
-        )
+        """The fork's own item, invisible and due for its purge, before anything is copied into its partition;
+        counted toward its owner's write rate, so a fork past the limit copies nothing."""
+        operations = [put(unpublished, unique=True), rates.charge(unpublished["created_by"], 1)]
+        try:
+            table.transact(operations)
+        except table.TransactionCancelled as cancelled:
+            rates.refuse_if_over(cancelled, 1)
+            raise
 
     def messages(self, session_id: str, *, through: str | None, start_key: dict[str, Any] | None) -> Page:
         """One page of the session's messages in order, up to and including `through` (None: to the last), as

@@ -29,6 +29,7 @@ TAKEOUT_LOCK_SK = "TAKEOUT"  # names a user's one unfinished export-everything j
 # they erase.
 AUTHORED_PREFIX = "AUTHORED#"
 ERASURE_PREFIX = "ERASURE#"  # an erasure (DELETE /me) and, once done, its receipt, in its user's partition
+RATE_PREFIX = "RATE#"  # a user's writes in one second (dal/rates.py)
 
 
 def session_pk(session_id: str) -> str:
@@ -57,6 +58,10 @@ def takeout_key(user_id: str, job_id: str) -> dict[str, str]:
 
 def erasure_key(user_id: str, erasure_id: str) -> dict[str, str]:
     return user_item_key(user_id, ERASURE_PREFIX + erasure_id)
+
+
+def rate_key(user_id: str, second: int) -> dict[str, str]:
+    return user_item_key(user_id, f"{RATE_PREFIX}{second}")
 
 
 def authored_key(user_id: str, session_id: str, pointer_id: str) -> dict[str, str]:

@@ -62,7 +62,8 @@ class RunsRepo:
         expr = Expr()
         expr.when(f"{expr.name('phase')} = {expr.value('ready')}")
         expr.set("phase", "running").set("status", "running").set("worker", worker).set("started_at", at)
-        expr.set("lease_until", lease_until).set("GSI3SK", lease_until).add("attempts", 1)
+        # Its due time stays the one it was made ready with: the schedule re-arms a run found due while running.
+        expr.set("lease_until", lease_until).add("attempts", 1)
         return self._update(session_id, request_id, expr)
 
     def take_over(

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sessions_api import timeutil
-from sessions_api.dal import items, keys, table
+from sessions_api.dal import items, keys, rates, table
 from sessions_api.dal.expressions import Expr
 from sessions_api.dal.items import preview
 from sessions_api.dal.sessions_repo import WriteRefused, counters_update, owner_condition, put, status_deltas
@@ -69,12 +69,14 @@ def signed(change: SessionWrite, author: str) -> SessionWrite:
 
 @dataclass(frozen=True)
 class Writer:
-    """Who writes: the owner, or a sharee whose `share` must still grant one of `permissions` at `now_iso`."""
+    """Who writes: the owner, or a sharee whose `share` must still grant one of `permissions` at `now_iso`;
+    `caller`, the user whose write rate it counts toward (None: the system's own write, a run's or the schedule's)."""
 
     owner: str
     share: dict[str, Any] | None = None
     permissions: tuple[str, ...] = ()
     now_iso: str = ""
+    caller: str | None = None
 
 
 def commit(write: SessionWrite, writer: Writer) -> None:
@@ -83,11 +85,15 @@ def commit(write: SessionWrite, writer: Writer) -> None:
     operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(write.session_id), **expr.params()}}]
     operations += [put(item) for item in write.puts]
     operations += write.operations
+    if writer.caller is not None:
+        operations.append(rates.charge(writer.caller, rates.weight(write.puts)))
     if writer.share is not None:
         operations.append(_share_check(writer))
     try:
         table.transact(operations)
     except table.TransactionCancelled as cancelled:
+        if writer.caller is not None:
+            rates.refuse_if_over(cancelled, len(operations) - 1 - (writer.share is not None))
         extra = 1 + len(write.puts)
         raise WriteRefused(
             cancelled.reasons[0].item,

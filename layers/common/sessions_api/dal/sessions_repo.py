@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sessions_api.dal import idempotency, keys, table
+from sessions_api.dal import idempotency, keys, rates, table
 from sessions_api.dal.expressions import Expr
 from sessions_api.identity import Caller
 from sessions_api.models.entities import OPEN_STATUSES, Status, storable
@@ -206,10 +206,12 @@ class SessionsRepo:
             put(session, unique=True),
             counters_update(session["created_by"], status_deltas(None, session["status"]), quota=quota),
             *(put(item) for item in [*extra_items, *([pointer] if pointer else [])]),
+            rates.charge(session["created_by"], rates.weight(extra_items)),
         ]
         try:
             table.transact(operations)
         except table.TransactionCancelled as cancelled:
+            rates.refuse_if_over(cancelled, len(operations) - 1)
             if cancelled.failed(0):
                 raise WriteRefused(cancelled.reasons[0].item) from cancelled
             if cancelled.failed(1):

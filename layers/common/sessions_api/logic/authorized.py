@@ -51,7 +51,7 @@ def write(caller: Caller, action: Action, change: SessionWrite, *, access: Acces
     _known(session_id)
     if access is None:
         try:
-            session_writes.commit(change, Writer(owner=caller.user_id))
+            session_writes.commit(change, Writer(owner=caller.user_id, caller=caller.user_id))
             return
         except WriteRefused as refused:
             current = visible(refused.current, timeutil.now().timestamp())
@@ -60,9 +60,10 @@ def write(caller: Caller, action: Action, change: SessionWrite, *, access: Acces
         access = read(caller, session_id, action)  # someone else's session: 404 or 403 unless a share allows it
     else:
         policy.authorize(session_id, access.permission, action)
-    writer = Writer(owner=access.session["created_by"])
+    writer = Writer(owner=access.session["created_by"], caller=caller.user_id)
     if access.share is not None:
-        writer = Writer(writer.owner, access.share, tuple(policy.granting_permissions(action)), timeutil.now_iso())
+        permissions = tuple(policy.granting_permissions(action))
+        writer = Writer(writer.owner, access.share, permissions, timeutil.now_iso(), caller.user_id)
         change = session_writes.signed(change, caller.user_id)  # what names a sharee in another's session
     try:
         session_writes.commit(change, writer)

@@ -172,7 +172,22 @@ class _Step:
                 self.tally.add("entries_anonymised", int(anonymised))
             purge_repo.delete_items([{"PK": pointer["PK"], "SK": pointer["SK"]}])
             self.tally.add("items_deleted")
+        self._rate_counters()
         self._takeouts()
+
+    def _rate_counters(self) -> None:
+        """The user's write counters of the seconds up to the request (their TTL may take days to act)."""
+        repo, purge_repo = self.erasures.repo, self.erasures.purge_repo
+        last = timeutil.epoch_seconds(timeutil.parse(self.erased_before))
+        counters = [
+            {"PK": item["PK"], "SK": item["SK"]}
+            for item in repo.user_items(self.user_id, keys.RATE_PREFIX)
+            if int(item["SK"].removeprefix(keys.RATE_PREFIX)) <= last
+        ]
+        for start in range(0, len(counters), BATCH_WRITE_MAX):
+            self.budget.check()
+            purge_repo.delete_items(counters[start : start + BATCH_WRITE_MAX])
+            self.tally.add("items_deleted", len(counters[start : start + BATCH_WRITE_MAX]))
 
     def _takeouts(self) -> None:
         """Export-everything jobs asked before the mark: cancelled (a running worker stops at its next
