@@ -119,6 +119,24 @@ def test_a_burst_past_the_limit_is_429_with_retry_after_and_stores_nothing(
     assert counter["ttl"] == frozen.epoch - 1 + 60
 
 
+def test_a_large_message_counts_by_the_kb_it_stores(api: Api, table: Any, frozen: FrozenSecond) -> None:
+    # Given a message of 9,000 bytes of three-byte characters: with its item's other attributes, 10 started KB
+    session_id = api.create_session()["session_id"]
+    large = "日" * 3_000
+    assert append(api, session_id, 1, large).status == 201
+    assert used(table, "alice", frozen.epoch) == 1 + 10
+    # When the user has 9 writes left this second, it is refused and nothing stored; with 10 left it lands
+    frozen.advance(1)
+    table.put_item(Item={**keys.rate_key("alice", frozen.epoch), "writes": LIMIT - 9})
+    refused = append(api, session_id, 1, large + "!")
+    assert refused.status == 429 and refused.problem["code"] == "rate_limited"
+    assert len(stored_messages(table, session_id)) == 1
+    table.put_item(Item={**keys.rate_key("alice", frozen.epoch), "writes": LIMIT - 10})
+    assert append(api, session_id, 1, large + "!").status == 201
+    assert used(table, "alice", frozen.epoch) == LIMIT
+    assert [message["content"] for message in stored_messages(table, session_id)] == [large, large + "!"]
+
+
 def test_one_users_limit_is_theirs_alone(api: Api, table: Any, frozen: FrozenSecond) -> None:
     # Given alice at her limit this second
     table.put_item(Item={**keys.rate_key("alice", frozen.epoch), "writes": LIMIT})

@@ -1,13 +1,14 @@
 """A user's write rate, limited so that no key of theirs runs hot (docs/capacity.md).
 
-Every write transaction on a user's behalf also adds its weight to a counter item of that user and the current
-second, conditioned on staying within the limit: one more item in a transaction the write makes anyway, so
-the limit costs no request and a refused write stores nothing. The counter lives in the user's own partition
-and expires a minute later.
+Every write transaction on a user's behalf also adds its weight (its messages, by the KB) to a counter item
+of that user and the current second, conditioned on staying within the limit: one more item in a
+transaction the write makes anyway, so the limit costs no request and a refused write stores nothing. The
+counter lives in the user's own partition and expires a minute later.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sessions_api import errors, timeutil
@@ -19,8 +20,14 @@ COUNTER_TTL_SECONDS = 60
 
 
 def weight(puts: list[dict[str, Any]]) -> int:
-    """What a write counts for: each message it stores (a batch append counts them all), at least one."""
-    return max(1, sum(1 for item in puts if item.get("type") == "message"))
+    """What a write counts for: each started KB of every message it stores (a batch counts them all; a large
+    message, what it costs its session's partition), at least one."""
+    return max(1, sum(-(-_stored_bytes(item) // 1024) for item in puts if item.get("type") == "message"))
+
+
+def _stored_bytes(item: dict[str, Any]) -> int:
+    """About the item's size as DynamoDB bills it (names and values; JSON's quotes stand for its overhead)."""
+    return len(json.dumps(item, default=str, ensure_ascii=False).encode())
 
 
 def charge(user_id: str, write_weight: int) -> dict[str, Any]:
