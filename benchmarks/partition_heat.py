@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
@@ -793,6 +794,55 @@ def worst_cases(loads: dict[str, Load]) -> list[Heat]:
     return cases
 
 
+def at_the_limit(loads: dict[str, Load]) -> list[Heat]:
+    """What one user at the write-rate limits (dal/rates.py) can put on one session of theirs: average messages
+    one by one, or the largest an item keeps (each weighs the KB it stores)."""
+    from sessions_api.dal import payloads, rates
+    from sessions_api.settings import get_settings
+
+    settings = get_settings()
+    limit = min(settings.user_writes_per_second, settings.session_writes_per_second)
+    largest = rates.weight([{"type": "message", "content": "x" * payloads.INLINE_LIMIT_BYTES}])
+    cases = []
+    for route, per_second, what in (
+        (APPEND, limit / rates.weight([{"type": "message", "content": "x" * MESSAGE_BYTES}]), "average messages"),
+        (LARGEST_APPEND, limit / largest, "the largest inline message"),
+    ):
+        rates_: Rates = {"session": (per_second, f"one user at the limit ({limit}/s), {what}, all in one session")}
+        heats = _heat([(loads[route], rates_)]) if route in loads else []
+        if heats:
+            cases.append(max(heats, key=lambda heat: heat.share))
+    return cases
+
+
+BEFORE = Path(__file__).with_name("partition_heat_before.json")
+
+
+def before_and_after(heats: dict[int, list[Heat]], targets: list[str]) -> str:
+    """The hottest write key of each table and index, as recorded before the fixes of docs/capacity.md and now."""
+    recorded = json.loads(BEFORE.read_text())
+    before = {(row["daily_users"], row["where"]): row for row in recorded["hottest_write_keys"]}
+    rows = []
+    for users, found in heats.items():
+        for target in targets:
+            now, _ = hottest(found, target)
+            then = before.get((users, target))
+            rows.append(
+                [
+                    f"{users:,}",
+                    target,
+                    f"{then['key']}: {_percent(then['wcu_per_second'], WRITE_LIMIT)}" if then else "—",
+                    f"`{now.key}` ({now.source}): {_percent(now.write, WRITE_LIMIT)}" if now else "—",
+                ]
+            )
+    note = (
+        f"**Before and after** the fixes (hottest write key, % of {WRITE_LIMIT:,} WCU/s). Before: this model run on "
+        f"commit {recorded['commit']} ({recorded['measured_at']}), kept in `benchmarks/{BEFORE.name}`; after: "
+        f"this run. What changed: {recorded['what_changed_since']}."
+    )
+    return note + "\n\n" + table(["daily users", "where", "before", "after (this run)"], rows)
+
+
 def hottest(heats: list[Heat], target: str) -> tuple[Heat | None, Heat | None]:
     """(the key taking the most write units, the key taking the most read units) of `target`."""
     mine = [heat for heat in heats if heat.target == target]
@@ -972,7 +1022,7 @@ def run(section: Section) -> None:
         for target in targets:
             rows.append(_heat_row(f"{p.users:,}", target, *hottest(heats[p.users], target)))
     worst = worst_cases(loads)
-    for case in worst:
+    for case in [*worst, *at_the_limit(loads)]:
         rows.append(_heat_row("any", case.target, case if case.write else None, case if case.read else None))
     top_users = people[-1].users
     at_top = max(heats[top_users], key=lambda heat: heat.share)
@@ -1001,8 +1051,9 @@ def run(section: Section) -> None:
         "units, of the table and of each index. A user's keys (such as `USER#`, `OWNER#`) carry the most "
         "active human user or the automated one, whichever is hotter; a session's carry one of its sessions; a "
         "DUE shard carries every session hashed to it, at the busiest shard's share. The rows marked `any` are "
-        "the automated user's worst cases, left out of the target: a per-user rate limit (requests and bytes "
-        "per second, per session) is what bounds them, not the key design.",
+        "the automated user's worst cases, left out of the target (all its messages in one session, or only the "
+        "largest), and the most one user can put on one session of theirs at the write-rate limit "
+        "(`UserWritesPerSecond`, messages weighed by the KB they store).",
         table(
             [
                 "daily users",
@@ -1016,6 +1067,7 @@ def run(section: Section) -> None:
             ],
             rows,
         ),
+        before_and_after(heats, targets),
         "**The DUE shards**, route by route: WCU / RCU per call on the session's shard, and per second on the "
         "busiest shard at each level (the appends' share is the per-message due-index write rate).",
         table(

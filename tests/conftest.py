@@ -30,6 +30,7 @@ os.environ.update(
         # Tests seed big sessions through the API faster than any user may write; the rate limit's own tests
         # (tests/integration/test_rate_limits.py) run with the template's default.
         "USER_WRITES_PER_SECOND": "1000000",
+        "SESSION_WRITES_PER_SECOND": "1000000",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -24,15 +24,18 @@ from tests.integration.test_access_matrix import Baseline, client_for
 from tests.support import Api
 
 BASE = "/api/v1/sessions"
-LIMIT = int(support.stack().template["Parameters"]["UserWritesPerSecond"]["Default"])
+PARAMETERS = support.stack().template["Parameters"]
+LIMIT = int(PARAMETERS["UserWritesPerSecond"]["Default"])
+SESSION_LIMIT = int(PARAMETERS["SessionWritesPerSecond"]["Default"])
 
 
 @pytest.fixture(autouse=True)
-def template_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The limit as deployed by default (the suite's other tests write faster, seeding big sessions)."""
+def template_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The limits as deployed by default (the suite's other tests write faster, seeding big sessions)."""
     monkeypatch.setenv("USER_WRITES_PER_SECOND", str(LIMIT))
+    monkeypatch.setenv("SESSION_WRITES_PER_SECOND", str(SESSION_LIMIT))
     get_settings.cache_clear()
-    assert get_settings().user_writes_per_second == LIMIT
+    assert (get_settings().user_writes_per_second, get_settings().session_writes_per_second) == (LIMIT, SESSION_LIMIT)
     yield
     get_settings.cache_clear()
 
@@ -82,41 +85,62 @@ def append(api: Api, session_id: str, count: int, text: str = "m") -> Any:
     return api("POST", f"{BASE}/{session_id}/messages", body={"messages": batch})
 
 
-def test_a_burst_past_the_limit_is_429_with_retry_after_and_stores_nothing(
+def fill(api: Api, table: Any, second: int, sessions: list[str], up_to: int) -> None:
+    """Write to `sessions` in turn (batches of 25, then fewer) until the user has written `up_to` this second."""
+    turn = 0
+    while (left := up_to - used(table, "alice", second)) > 0:
+        assert append(api, sessions[turn % len(sessions)], min(25, left)).status == 201
+        turn += 1
+    assert used(table, "alice", second) == up_to
+
+
+def test_a_burst_past_the_users_limit_is_429_with_retry_after_and_stores_nothing(
     api: Api, table: Any, frozen: FrozenSecond
 ) -> None:
-    # Given a user who created a session and appended within one second until one write short of the limit
-    session_id = api.create_session()["session_id"]
-    for _ in range((LIMIT - 2) // 25):
-        assert append(api, session_id, 25).status == 201
-    while used(table, "alice", frozen.epoch) < LIMIT - 1:
-        assert append(api, session_id, 1).status == 201
-    assert used(table, "alice", frozen.epoch) == LIMIT - 1
+    # Given a user one write short of their limit this second, spread over two sessions (within theirs)
+    sessions = [api.create_session()["session_id"] for _ in range(2)]
+    fill(api, table, frozen.epoch, sessions, LIMIT - 1)
+    target = sessions[1]
     # When a batch of two would pass the limit by one, it is refused whole; a single message reaches it
-    over = append(api, session_id, 2, MULTIBYTE)
+    over = append(api, target, 2, MULTIBYTE)
     assert over.status == 429 and over.problem["code"] == "rate_limited"
-    assert over.headers["Retry-After"] == "1"
+    assert over.headers["Retry-After"] == "1" and "for this user" in over.problem["detail"]
     assert used(table, "alice", frozen.epoch) == LIMIT - 1
-    at_limit = append(api, session_id, 1, MULTIBYTE)
-    assert at_limit.status == 201
+    assert append(api, target, 1, MULTIBYTE).status == 201
     # Then one more, of any kind, is 429 and changes nothing: no message, no counter, no activity
-    session_before = api("GET", f"{BASE}/{session_id}").body
-    for refused in (
-        append(api, session_id, 1, MULTIBYTE + "!"),
-        api("PATCH", f"{BASE}/{session_id}", body={"title": "t"}),
-    ):
+    session_before = api("GET", f"{BASE}/{target}").body
+    for refused in (append(api, target, 1, MULTIBYTE + "!"), api("PATCH", f"{BASE}/{target}", body={"title": "t"})):
         assert refused.status == 429 and refused.problem["code"] == "rate_limited", refused.body
         assert refused.headers["Retry-After"] == "1"
     assert used(table, "alice", frozen.epoch) == LIMIT
-    messages = stored_messages(table, session_id)
-    assert len(messages) == LIMIT - 1  # all but the create's weight
+    messages = [message for session_id in sessions for message in stored_messages(table, session_id)]
+    assert len(messages) == LIMIT - 2  # all the writes but the two creates
     assert [message["content"] for message in messages].count(MULTIBYTE) == 1
-    assert api("GET", f"{BASE}/{session_id}").body == session_before
+    assert api("GET", f"{BASE}/{target}").body == session_before
     # And the next second, writes go through again; the counter of the full second expires a minute on
     frozen.advance(1)
-    assert append(api, session_id, 1).status == 201
+    assert append(api, target, 1).status == 201
     counter = table.get_item(Key=keys.rate_key("alice", frozen.epoch - 1))["Item"]
     assert counter["ttl"] == frozen.epoch - 1 + 60
+
+
+def test_a_burst_on_one_session_past_its_limit_is_429_and_the_users_other_sessions_go_on(
+    api: Api, table: Any, frozen: FrozenSecond
+) -> None:
+    # Given one session written to one short of the per-session limit this second
+    busy = api.create_session()["session_id"]
+    fill(api, table, frozen.epoch, [busy], SESSION_LIMIT - 1)
+    # When a batch of two would pass it by one, it is refused whole, naming the session's limit
+    over = append(api, busy, 2, MULTIBYTE)
+    assert over.status == 429 and over.headers["Retry-After"] == "1"
+    assert "to this session" in over.problem["detail"]
+    # Then the user's other sessions still take writes (their own limit is not reached), and this one takes one
+    other = api.create_session()["session_id"]
+    assert append(api, other, 1).status == 201
+    assert append(api, busy, 1, MULTIBYTE).status == 201
+    assert append(api, busy, 1, MULTIBYTE).status == 429
+    assert len(stored_messages(table, busy)) == SESSION_LIMIT - 1 and len(stored_messages(table, other)) == 1
+    assert [message["content"] for message in stored_messages(table, busy)].count(MULTIBYTE) == 1
 
 
 def test_a_large_message_counts_by_the_kb_it_stores(api: Api, table: Any, frozen: FrozenSecond) -> None:

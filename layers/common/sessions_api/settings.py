@@ -21,6 +21,8 @@ class Settings(BaseModel):
     max_active_sessions: int = Field(default=100, ge=1)
     # Writes per second per user (each message of a batch counts): keeps any one user's keys cool.
     user_writes_per_second: int = Field(default=120, ge=25)
+    # …and to any one session (its partition takes every write to it).
+    session_writes_per_second: int = Field(default=80, ge=25)
     # Exported files are deleted by the bucket's lifecycle after this many days; their records go with them.
     export_retention_days: int = Field(default=7, ge=1)
     # A DELETE /me's receipt is kept this long after the erasure finished.

@@ -37,11 +37,11 @@ class ForkRepo:
     def begin(self, unpublished: dict[str, Any]) -> None:
         """The fork's own item, invisible and due for its purge, before anything is copied into its partition;
         counted toward its owner's write rate, so a fork past the limit copies nothing."""
-        operations = [put(unpublished, unique=True), rates.charge(unpublished["created_by"], 1)]
+        charge = rates.Charge(unpublished["created_by"], unpublished["session_id"], 1)
         try:
-            table.transact(operations)
+            table.transact([put(unpublished, unique=True), charge.operation()])
         except table.TransactionCancelled as cancelled:
-            rates.refuse_if_over(cancelled, 1)
+            charge.refuse_if_over(cancelled, 1)
             raise
 
     def messages(self, session_id: str, *, through: str | None, start_key: dict[str, Any] | None) -> Page:

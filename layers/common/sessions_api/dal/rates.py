@@ -9,6 +9,7 @@ counter lives in the user's own partition and expires a minute later.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sessions_api import errors, timeutil
@@ -30,21 +31,38 @@ def _stored_bytes(item: dict[str, Any]) -> int:
     return len(json.dumps(item, default=str, ensure_ascii=False).encode())
 
 
-def charge(user_id: str, write_weight: int) -> dict[str, Any]:
-    """A transaction operation: `user_id`'s writes this second grow by `write_weight`, within the limit."""
-    second = timeutil.epoch_seconds(timeutil.now())
-    limit = get_settings().user_writes_per_second
-    expr = Expr().add("writes", write_weight).set("ttl", second + COUNTER_TTL_SECONDS)
-    writes = expr.name("writes")
-    expr.when(f"attribute_not_exists({writes}) OR {writes} <= {expr.value(limit - write_weight)}")
-    return {"Update": {"Key": keys.rate_key(user_id, second), **expr.params()}}
+@dataclass(frozen=True)
+class Charge:
+    """`weight` more writes this second by `user_id`, in all and to `session_id`, each within its limit: one
+    counter item (the user's total and a count per session of theirs) updated in the write's own transaction."""
 
+    user_id: str
+    session_id: str
+    weight: int
 
-def refuse_if_over(cancelled: table.TransactionCancelled, index: int) -> None:
-    """Raise the caller's 429 when the transaction was cancelled by its rate counter at `index`."""
-    if cancelled.failed(index):
-        limit = get_settings().user_writes_per_second
-        raise errors.RateLimited(
-            f"More than {limit} writes per second for this user; retry after the time in Retry-After",
-            retry_after=1,
-        ) from cancelled
+    def operation(self) -> dict[str, Any]:
+        second = timeutil.epoch_seconds(timeutil.now())
+        settings = get_settings()
+        expr = Expr().set("ttl", second + COUNTER_TTL_SECONDS)
+        limits = (("writes", settings.user_writes_per_second), (self._in_session, settings.session_writes_per_second))
+        for attribute, limit in limits:
+            expr.add(attribute, self.weight)
+            name = expr.name(attribute)
+            expr.when(f"attribute_not_exists({name}) OR {name} <= {expr.value(limit - self.weight)}")
+        return {"Update": {"Key": keys.rate_key(self.user_id, second), **expr.params()}}
+
+    def refuse_if_over(self, cancelled: table.TransactionCancelled, index: int) -> None:
+        """Raise the caller's 429 when the transaction was cancelled by this charge (operation `index`)."""
+        if not cancelled.failed(index):
+            return
+        settings = get_settings()
+        counted = cancelled.reasons[index].item or {}
+        if int(counted.get(self._in_session, 0)) + self.weight > settings.session_writes_per_second:
+            detail = f"More than {settings.session_writes_per_second} writes per second to this session"
+        else:
+            detail = f"More than {settings.user_writes_per_second} writes per second for this user"
+        raise errors.RateLimited(f"{detail}; retry after the time in Retry-After", retry_after=1) from cancelled
+
+    @property
+    def _in_session(self) -> str:
+        return f"s_{self.session_id}"

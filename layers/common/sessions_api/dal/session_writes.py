@@ -85,15 +85,16 @@ def commit(write: SessionWrite, writer: Writer) -> None:
     operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(write.session_id), **expr.params()}}]
     operations += [put(item) for item in write.puts]
     operations += write.operations
-    if writer.caller is not None:
-        operations.append(rates.charge(writer.caller, rates.weight(write.puts)))
+    charge = None if writer.caller is None else rates.Charge(writer.caller, write.session_id, rates.weight(write.puts))
+    if charge is not None:
+        operations.append(charge.operation())
     if writer.share is not None:
         operations.append(_share_check(writer))
     try:
         table.transact(operations)
     except table.TransactionCancelled as cancelled:
-        if writer.caller is not None:
-            rates.refuse_if_over(cancelled, len(operations) - 1 - (writer.share is not None))
+        if charge is not None:
+            charge.refuse_if_over(cancelled, len(operations) - 1 - (writer.share is not None))
         extra = 1 + len(write.puts)
         raise WriteRefused(
             cancelled.reasons[0].item,

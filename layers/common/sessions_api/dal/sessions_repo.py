@@ -202,16 +202,17 @@ class SessionsRepo:
         `WriteRefused` (with the item holding it) when the id is taken, whatever the quota says.
         """
         pointer = idempotency.pointer_item(session["session_id"], int(time.time()))
+        charge = rates.Charge(session["created_by"], session["session_id"], rates.weight(extra_items))
         operations = [
             put(session, unique=True),
             counters_update(session["created_by"], status_deltas(None, session["status"]), quota=quota),
             *(put(item) for item in [*extra_items, *([pointer] if pointer else [])]),
-            rates.charge(session["created_by"], rates.weight(extra_items)),
+            charge.operation(),
         ]
         try:
             table.transact(operations)
         except table.TransactionCancelled as cancelled:
-            rates.refuse_if_over(cancelled, len(operations) - 1)
+            charge.refuse_if_over(cancelled, len(operations) - 1)
             if cancelled.failed(0):
                 raise WriteRefused(cancelled.reasons[0].item) from cancelled
             if cancelled.failed(1):
