@@ -774,17 +774,20 @@ def heat_at(people: Population, loads: dict[str, Load]) -> list[Heat]:
 
 
 def worst_cases(loads: dict[str, Load]) -> list[Heat]:
-    """The automated user's session when a rate limit does not spread it: all 100 msg/s in one session, and
-    10 msg/s of the largest message an item keeps."""
+    """The automated user's session were no rate limit to spread it (`at_the_limit`: what the limits allow):
+    all 100 msg/s in one session, and 10 msg/s of the largest message an item keeps."""
     per_session = AUTOMATED_MESSAGES_PER_SECOND / AUTOMATED_SESSIONS
     single: Rates = {
         "session": (
             AUTOMATED_MESSAGES_PER_SECOND,
-            f"one automated session taking all {AUTOMATED_MESSAGES_PER_SECOND} msg/s",
+            f"one automated session taking all {AUTOMATED_MESSAGES_PER_SECOND} msg/s, were it not limited",
         )
     }
     largest: Rates = {
-        "session": (per_session, f"an automated session, {per_session:g} msg/s of the largest inline message")
+        "session": (
+            per_session,
+            f"an automated session, {per_session:g} msg/s of the largest inline message, were it not limited",
+        )
     }
     cases = []
     for load, rates in ((loads.get(APPEND), single), (loads.get(LARGEST_APPEND), largest)):
