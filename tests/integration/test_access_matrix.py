@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -61,6 +62,13 @@ class Baseline:
 @pytest.fixture(scope="module")
 def world() -> Iterator[tuple[matrix.World, Baseline]]:
     """Given a session shared view / edit / collaborate, one share revoked and one expired."""
+    with in_process_world() as built:
+        yield built
+
+
+@contextmanager
+def in_process_world() -> Iterator[tuple[matrix.World, Baseline]]:
+    """The matrix's world in a moto account of its own, with the chat worker on the table's stream."""
     from sessions_api.dal import clients
 
     with mock_aws():

@@ -3,24 +3,20 @@ stores nothing; within it nobody notices. Every write route counts, through the 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from local import template
 from sessions_api import timeutil
 from sessions_api.dal import keys
 from sessions_api.settings import get_settings
 from tests import access_matrix as matrix
 from tests import support
 from tests.conftest import all_items
-from tests.integration.test_access_matrix import Baseline, client_for
+from tests.integration.test_access_matrix import Baseline, in_process_world
 from tests.support import Api
 
 BASE = "/api/v1/sessions"
@@ -215,19 +211,8 @@ WRITE_CASES = [
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[tuple[matrix.World, Baseline]]:
-    from sessions_api.dal import clients
-
-    with mock_aws():
-        clients.reset()
-        template.create_aws_resources(support.stack(), boto3.client("dynamodb"), boto3.client("s3"))
-        table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
-        worker = support.start_chat_worker()
-        built = matrix.build_world(client_for(support.Api()), table, whole_table=True)
-        for name in {part[1:-1] for row in matrix.ROUTES for part in row.path.split("/") if part.startswith("{")}:
-            built.param(name)
-        yield built, Baseline(table)
-        worker.stop()
-        clients.reset()
+    with in_process_world() as built:
+        yield built
 
 
 @pytest.mark.parametrize("row", WRITE_CASES, ids=[row.name for row in WRITE_CASES])
