@@ -87,10 +87,25 @@ def test_create_that_keeps_failing_is_a_503_and_stores_nothing(
     faults.fail("TransactWriteItems", error)
     # When they create another
     result = api("POST", BASE, body={"prompt": "second"})
-    # Then botocore retried (standard mode, 3 attempts or 1 for a cancelled transaction), the client gets 503
-    assert faults.attempts["TransactWriteItems"] == (1 if "Canceled" in str(error().content) else 3)
+    # Then botocore retried (standard mode, 3 attempts), or our transact a conflicting transaction (4), and the
+    # client gets 503
+    assert faults.attempts["TransactWriteItems"] == (4 if "Canceled" in str(error().content) else 3)
     assert_unavailable(result)
     assert snapshot(table) == before
+    assert_invariants(table)
+
+
+def test_a_transaction_conflict_that_clears_on_retry_is_invisible(api: Api, table: Any, faults: Faults) -> None:
+    # Given another transaction holding the rate counter all of a user's writes share, for two attempts
+    session_id = api.create_session(prompt="first")["session_id"]
+    conflict = THROTTLES[3].values[0]
+    faults.fail("TransactWriteItems", conflict, times=2)
+    # When the user appends, then the write is retried and lands once; the client never knows
+    result = api("POST", f"{BASE}/{session_id}/messages", body={"role": "user", "content": "second"})
+    assert faults.attempts["TransactWriteItems"] == 3
+    assert result.status == 201, result.body
+    stored = [item["content"] for item in all_items(table) if item["SK"].startswith("MSG#")]
+    assert sorted(stored) == ["first", "second"]
     assert_invariants(table)
 
 

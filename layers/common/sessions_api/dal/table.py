@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -47,24 +48,35 @@ class TransactionCancelled(Exception):
         return self.reasons[index].code == "ConditionalCheckFailed"
 
 
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF_SECONDS = 0.01
+
+
 def transact(operations: list[dict[str, Any]]) -> None:
     """Run one TransactWriteItems; each operation is `{"Put"|"Update"|"Delete"|"ConditionCheck": {...}}`."""
     items = []
     for operation in operations:
         ((kind, body),) = operation.items()
         items.append({kind: {"TableName": table_name(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **body}})
-    try:
-        # The token makes botocore's retry of a transaction whose answer was lost (a read timeout)
-        # idempotent, instead of a second run that fails its own conditions.
-        clients.dynamodb().transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
-    except ClientError as exc:
-        if clients.error_code(exc) != "TransactionCanceledException":
-            raise
-        raw = exc.response.get("CancellationReasons") or []
-        reasons = [Reason(code=reason.get("Code", "None"), item=from_wire(reason.get("Item"))) for reason in raw]
-        if not any(reason.code == "ConditionalCheckFailed" for reason in reasons):
-            raise  # throttling or a conflicting transaction: the HTTP edge answers 503
-        raise TransactionCancelled(reasons) from exc
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            # The token makes botocore's retry of a transaction whose answer was lost (a read timeout)
+            # idempotent, instead of a second run that fails its own conditions.
+            clients.dynamodb().transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
+            return
+        except ClientError as exc:
+            if clients.error_code(exc) != "TransactionCanceledException":
+                raise
+            raw = exc.response.get("CancellationReasons") or []
+            reasons = [Reason(code=reason.get("Code", "None"), item=from_wire(reason.get("Item"))) for reason in raw]
+            if any(reason.code == "ConditionalCheckFailed" for reason in reasons):
+                raise TransactionCancelled(reasons) from exc
+            conflict = any(reason.code == "TransactionConflict" for reason in reasons)
+            if not conflict or attempt == CONFLICT_ATTEMPTS:
+                raise  # throttling, or a conflict that outlasted the retries: the HTTP edge answers 503
+            # Another transaction held one of its items (a user's writes share their rate counter): nothing was
+            # written, and the other is done within milliseconds.
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter, no secret
 
 
 class ConditionFailed(Exception):
