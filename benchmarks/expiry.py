@@ -64,6 +64,7 @@ def seed_sessions(api: Any, table: Any, count: int) -> list[str]:
                 session_id=session_id,
                 GSI3PK=keys.due_gsi3pk(keys.due_shard(session_id, shards)),
                 GSI3SK=future,
+                active_until=future,
             )
             item["GSI1SK"] = keys.activity_sk(item["last_activity_at"], session_id)
             item["GSI2SK"] = item["GSI1SK"]
@@ -85,7 +86,7 @@ def make_due(table: Any, session_ids: list[str]) -> None:
     for session_id in session_ids:
         table.update_item(
             Key=keys.session_key(session_id),
-            UpdateExpression="SET GSI3SK = :due, last_activity_at = :idle",
+            UpdateExpression="SET GSI3SK = :due, active_until = :due, last_activity_at = :idle",
             ExpressionAttributeValues={":due": past, ":idle": "2020-01-01T00:00:00.000Z"},
         )
 

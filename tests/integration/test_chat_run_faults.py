@@ -179,7 +179,10 @@ def test_the_schedule_ends_a_run_whose_retries_all_failed(
     request_id = accept(api, sid)
     with pytest.raises(Killed):
         run_once(sid, request_id, DyingProvider(0))
-    # When the schedule runs after the lease (Lambda gave the record up: dead-letter queue)
+    # When the schedule runs after the lease (Lambda gave the record up: dead-letter queue) and the due time the
+    # run was made ready with, two leases on (a claim does not move it)
+    after_the_lease(monkeypatch)
+    assert Expiry(_settings()).run(lambda: 60_000).runs_recovered == 0
     after_the_lease(monkeypatch)
     report = Expiry(_settings()).run(lambda: 60_000)
     assert report.runs_recovered == 1
