@@ -60,7 +60,7 @@ def test_an_idle_session_expires_when_the_schedule_fires(gateway: RunningGateway
     session_id = session["session_id"]
     table.update_item(
         Key=keys.session_key(session_id),
-        UpdateExpression="SET GSI3SK = :past",
+        UpdateExpression="SET GSI3SK = :past, active_until = :past",
         ExpressionAttributeValues={":past": int(time.time()) - 60},
     )
     # When the expiry function is invoked with the schedule's event
