@@ -75,8 +75,8 @@ def transact(operations: list[dict[str, Any]]) -> None:
             if not conflict or attempt == CONFLICT_ATTEMPTS:
                 raise  # throttling, or a conflict that outlasted the retries: the HTTP edge answers 503
             # Another transaction held one of its items (a user's writes share their rate counter): nothing was
-            # written, and the other is done within milliseconds.
-            time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter, no secret
+            # written, and the other is done within milliseconds. Random jitter only, no secret.
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311  # nosec B311
 
 
 class ConditionFailed(Exception):
