@@ -15,6 +15,7 @@ from sessions_api import timeutil
 from sessions_api.dal import keys
 from sessions_api.dal.sessions_repo import status_counter, status_deltas
 from sessions_api.models.entities import OPEN_STATUSES, Status, plain
+from sessions_api.settings import get_settings
 from tests.conftest import all_items
 
 BASE = "/api/v1/sessions"
@@ -100,7 +101,7 @@ def force_status(table: Any, session_id: str, status: Status, *, paused_from: St
         removes += ["GSI2PK", "GSI2SK"]
     if status in OPEN_STATUSES:
         sets.append("GSI3PK = :g3")
-        values[":g3"] = keys.due_gsi3pk(keys.due_shard(session_id, 4))
+        values[":g3"] = keys.due_gsi3pk(keys.due_shard(session_id, get_settings().due_shards))
     else:
         removes += ["GSI3PK", "GSI3SK"]
     if paused_from is not None:

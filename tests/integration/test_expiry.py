@@ -321,6 +321,7 @@ def test_a_run_stops_at_its_time_budget_and_the_next_continues(api: Api, table: 
     for _ in range(30):
         idle_session(api)
     clock.advance(minutes=2)
+
     # When a run's time runs out once it has expired 10 (counted in the table, not in checks: where the
     # sessions fall among the shards is random)
     def running_out() -> int:
