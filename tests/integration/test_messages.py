@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
+from sessions_api import timeutil
+from sessions_api.dal import items, session_writes
+from sessions_api.dal.sessions_repo import WriteRefused
+from sessions_api.logic import policy
 from tests.conftest import all_items
 from tests.support import Api
 
@@ -418,6 +423,86 @@ def test_deleting_the_newest_large_message_uses_the_previous_preview(api: Api) -
     assert api("DELETE", f"{messages_path(sid)}/{newest['message_id']}").status == 204
     assert api("GET", f"{BASE}/{sid}").body["last_message_preview"] == "L" * 99 + "…"
     assert api("GET", f"{messages_path(sid)}/{large['message_id']}").body["content"] == "L" * 70_000
+
+
+def overtaking(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], Any]) -> list[session_writes.SessionWrite]:
+    """Every plan a session write commits; `meanwhile()` runs just before the first, as a write whose ids were
+    made later but that lands first."""
+    real = session_writes._transact
+    seen: list[session_writes.SessionWrite] = []
+
+    def transact(write: session_writes.SessionWrite, writer: session_writes.Writer) -> None:
+        seen.append(write)
+        if len(seen) == 1:
+            meanwhile()
+        real(write, writer)
+
+    monkeypatch.setattr(session_writes, "_transact", transact)
+    return seen
+
+
+@pytest.mark.parametrize("writer", ["alice", "bob"])
+def test_an_append_overtaken_by_a_newer_one_leaves_it_the_preview(
+    api: Api, table: Any, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    # Given a session (bob edits it through a share)
+    sid = api.create_session()["session_id"]
+    share(table, sid, "bob", "edit")
+    newer: dict[str, Any] = {}
+    # When an append whose id is older lands after one whose id is newer (two concurrent requests)
+    seen = overtaking(monkeypatch, lambda: newer.update(append(api, sid, {"role": "assistant", "content": "néwer"})))
+    older = append(api, sid, {"role": "user", "content": "ölder"}, user=writer)
+    # Then both are stored in id order, the counters count both, and the preview stays the newest's
+    assert older["message_id"] < newer["message_id"]
+    assert [m["content"] for m in read_all(api, sid)] == ["ölder", "néwer"]
+    session = api("GET", f"{BASE}/{sid}").body
+    assert (session["message_count"], session["turn_count"], session["version"]) == (2, 1, 3)
+    assert session["last_message_preview"] == "néwer"
+    stored = next(item for item in all_items(table) if item["SK"] == "#SESSION")
+    assert stored["last_message_id"] == newer["message_id"]
+    # (the overtaken append took its `behind` plan: one transaction more, the preview left alone)
+    assert seen[-1].expects.newest_after == older["message_id"]
+    assert "last_message_preview" not in json.dumps(seen[-1].update.params())
+    if writer == "bob":  # a sharee's write is signed in either plan: their erasure will find it
+        pointers = [item for item in all_items(table) if item["SK"].startswith(f"AUTHORED#{sid}#")]
+        assert [item["PK"] for item in pointers] == ["USER#bob"]
+    # And deleting the newest gives the preview back to the older one
+    assert api("DELETE", f"{messages_path(sid)}/{newer['message_id']}").status == 204
+    assert api("GET", f"{BASE}/{sid}").body["last_message_preview"] == "ölder"
+
+
+def test_an_overtaken_append_whose_newer_message_is_deleted_meanwhile_is_refused_whole(
+    api: Api, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an append planned (its id made) before another one that has landed
+    sid = api.create_session()["session_id"]
+    moment = timeutil.now()
+    old = items.new_message(sid, role="user", content="ölder", at=timeutil.iso(moment))
+    late = session_writes.append_messages(
+        sid, [old], items.messages_added(sid, "alice", timeutil.iso(moment), [old]), moment=moment
+    )
+    newest = append(api, sid, {"role": "user", "content": "newest"})
+    # When the newer message is deleted between the append's two plans
+    real = session_writes._transact
+    calls: list[session_writes.SessionWrite] = []
+
+    def transact(write: session_writes.SessionWrite, writer: session_writes.Writer) -> None:
+        calls.append(write)
+        try:
+            real(write, writer)
+        finally:
+            if len(calls) == 1:
+                assert api("DELETE", f"{messages_path(sid)}/{newest['message_id']}").status == 204
+
+    monkeypatch.setattr(session_writes, "_transact", transact)
+    with pytest.raises(WriteRefused) as refused:
+        session_writes.commit(late, session_writes.Writer("alice", caller="alice"))
+    # Then both plans were refused, the refusal says to plan it again, and nothing of it is stored
+    assert [write for write in calls if write in (late, late.behind)] == [late, late.behind]
+    assert isinstance(policy.refusal(sid, refused.value, late.expects), policy.Moved)
+    assert not [item for item in all_items(table) if old["message_id"] in json.dumps(item, default=str)]
+    session = api("GET", f"{BASE}/{sid}").body
+    assert (session["message_count"], session["version"], session["last_message_preview"]) == (0, 3, None)
 
 
 def test_an_expired_sessions_messages_cannot_be_deleted(api: Api, table: Any) -> None:

@@ -44,6 +44,8 @@ class Expects:
     waiting_runs: int | None = None  # the runs waiting for the turn, as counted when the write was planned
     checks_newest: bool = False  # the newest message is still `newest_message` (None: there is none)
     newest_message: str | None = None
+    newest_before: str | None = None  # the session's newest message sorts before this one (or there is none)…
+    newest_after: str | None = None  # …or after it: a newer message landed first and keeps the preview
     paused_from: str | None = None  # a resume: the session was paused from this status
     message_id: str | None = None  # the message this write removes must still exist
 
@@ -58,13 +60,19 @@ class SessionWrite:
     puts: list[dict[str, Any]] = field(default_factory=list)
     operations: list[dict[str, Any]] = field(default_factory=list)
     message_delete: int | None = None  # index in `operations` of the conditional delete of `expects.message_id`
+    # The same write for when a message with a newer id was committed first (ids are made before the commit,
+    # so concurrent appends land out of order): it leaves that message the preview.
+    behind: SessionWrite | None = None
 
 
 def signed(change: SessionWrite, author: str) -> SessionWrite:
     """`change` with a pointer, in `author`'s partition, to the items it writes that name them: a sharee's
     write in a session that is not theirs, which their erasure anonymises rather than deletes."""
     pointer = items.authored(author, change.session_id, change.puts)
-    return change if pointer is None else replace(change, puts=[*change.puts, pointer])
+    if pointer is None:
+        return change
+    behind = None if change.behind is None else signed(change.behind, author)
+    return replace(change, puts=[*change.puts, pointer], behind=behind)
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,21 @@ class Writer:
 
 
 def commit(write: SessionWrite, writer: Writer) -> None:
-    """Run the plan as `writer`, in one TransactWriteItems (the plan itself is left as it was, to retry)."""
+    """Run the plan as `writer`, in one TransactWriteItems (the plan itself is left as it was, to retry);
+    refused because a newer message landed first, its `behind` plan instead."""
+    try:
+        _transact(write, writer)
+    except WriteRefused as refused:
+        current = refused.current
+        if write.behind is None or not refused.session_refused or current is None:
+            raise
+        newest = write.behind.expects.newest_after
+        if current.get("created_by") != writer.owner or current.get("last_message_id", "") <= (newest or ""):
+            raise
+        _transact(write.behind, writer)
+
+
+def _transact(write: SessionWrite, writer: Writer) -> None:
     expr = owner_condition(write.update.copy(), writer.owner)
     operations: list[dict[str, Any]] = [{"Update": {"Key": keys.session_key(write.session_id), **expr.params()}}]
     operations += [put(item) for item in write.puts]
@@ -149,6 +171,11 @@ def _require(expr: Expr, expects: Expects) -> None:
             expr.when(f"attribute_not_exists({last})")
         else:
             expr.when(f"{last} = {expr.value(expects.newest_message)}")
+    if expects.newest_before is not None:
+        last = expr.name("last_message_id")
+        expr.when(f"attribute_not_exists({last}) OR {last} < {expr.value(expects.newest_before)}")
+    if expects.newest_after is not None:
+        expr.when(f"{expr.name('last_message_id')} > {expr.value(expects.newest_after)}")
     if expects.paused_from is not None:
         paused_from = expr.name("paused_from")
         if expects.paused_from == Status.ACTIVE:  # sessions paused before `paused_from` existed resume as active
@@ -245,10 +272,6 @@ def append_messages(
         expr.add("input_tokens", input_tokens)
     if output_tokens:
         expr.add("output_tokens", output_tokens)
-    newest = messages[-1]
-    # The id tells a later delete whether it removes the newest message (whose preview must change).
-    expr.set("last_message_id", newest["message_id"])
-    expr.set("last_message_preview", preview(newest.get("content", newest.get("content_preview", ""))))
     if take_turn is not None:
         expr.set("active_run", take_turn.request_id).set("active_run_until", take_turn.until)
     if end_turn is not None and end_turn.successor is not None:
@@ -262,12 +285,25 @@ def append_messages(
         turn_holder=end_turn.request_id if end_turn else None,
         waiting_runs=end_turn.waiting_runs if end_turn else None,
     )
-    return _plan(
+    _touch(expr, session_id, moment)
+    newest = messages[-1]
+    behind = _plan(
         session_id,
-        _touch(expr, session_id, moment),
-        expects,
+        expr.copy(),
+        replace(expects, newest_after=newest["message_id"]),
         puts=[*messages, event, *puts],
         operations=list(operations),
+    )
+    # The id tells a later delete whether it removes the newest message (whose preview must change).
+    expr.set("last_message_id", newest["message_id"])
+    expr.set("last_message_preview", preview(newest.get("content", newest.get("content_preview", ""))))
+    return _plan(
+        session_id,
+        expr,
+        replace(expects, newest_before=newest["message_id"]),
+        puts=[*messages, event, *puts],
+        operations=list(operations),
+        behind=behind,
     )
 
 
