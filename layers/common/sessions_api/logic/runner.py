@@ -131,7 +131,7 @@ class Execution:
         self.settings = settings
         self.repo = RunsRepo()
         self.worker = worker
-        self.run = run
+        self.run = payloads.with_run_input(run)
         self.session_id: str = run["session_id"]
         self.request_id: str = run["request_id"]
         self.remaining_ms = remaining_ms

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessions_api import errors, ids, timeutil
-from sessions_api.dal import items, keys, session_writes, table
+from sessions_api.dal import items, keys, payloads, session_writes, table
 from sessions_api.dal.messages_repo import MessagesRepo
 from sessions_api.dal.runs_repo import RunsRepo
 from sessions_api.dal.session_writes import Turn, TurnEnd, Usage, Writer
@@ -65,22 +65,26 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
     session_id = access.session["session_id"]
     request_id = ids.new_request_id(session_id)
     owner = access.session["created_by"]
+    inputs: dict[str, Any] | None = None
     for _ in range(ATTEMPTS):
         moment = timeutil.now()
         now, at = timeutil.epoch_seconds(moment), timeutil.iso(moment)
         problem = policy.closed(session_id, access.session, session_writes.OPEN_FOR_MESSAGES)
         if problem is not None:
             raise problem
+        if inputs is None:  # once, for a session that takes messages (an unused object goes with the session)
+            inputs = payloads.run_input(
+                owner, session_id, request_id, message=request.message, slide_context=request.slide_context
+            )
         run = {
             "session_id": session_id,
             "status": "queued",
             "created_at": at,
             "created_by": caller.user_id,
             "owner": owner,
-            "message": request.message,
+            **inputs,
             "metadata": request.metadata or None,
             "agent_name": request.agent_name,
-            "slide_context": request.slide_context,
             "if_busy": request.if_busy,
             "last_event": 0,
         }
@@ -100,7 +104,7 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
                     continue
         try:
             if not held:
-                message = user_message(session_id, {**run, "request_id": request_id}, at=at)
+                message = user_message(session_id, {**run, "request_id": request_id, "message": request.message}, at=at)
                 ready = {
                     **run,
                     "phase": "ready",
@@ -248,7 +252,7 @@ def end(
             successor = repo.next_waiting(session_id)
             successor_turn = None
             if successor is not None:
-                next_message = user_message(session_id, successor, at=at)
+                next_message = user_message(session_id, payloads.with_run_input(successor), at=at)
                 messages.append(next_message)
                 operations.append(
                     repo.promote(
