@@ -102,3 +102,21 @@ def test_an_input_is_inline_up_to_the_limit_and_in_s3_past_it(api: Api, extra: i
     else:
         assert "message" not in item and stored_object(item["input_key"])["message"] == message
     finished(api, accepted.body["request_id"])
+
+
+def test_a_large_chat_refused_busy_leaves_nothing_in_s3(api: Api) -> None:
+    # Given a session with a chat running
+    sid = api.create_session()["session_id"]
+    running = start(api, sid, "first [stream 300]").body["request_id"]
+    # When a chat with a large input is refused because the session is busy
+    refused = chat_raw(api, sid, {"message": EURO * 5_000})
+    # Then nothing of it is stored, in the table or in S3
+    assert refused.status == 409 and refused.body["code"] == "session_busy"
+    stored = all_items_of(sid)
+    assert [item["request_id"] for item in stored if item["type"] == "run"] == [running]
+    assert not [item for item in stored if EURO in json.dumps(item, ensure_ascii=False, default=str)]
+    listed = boto3.client("s3").list_objects_v2(
+        Bucket=os.environ["BUCKET_NAME"], Prefix=f"{keys.s3_session_prefix('alice', sid)}runs/"
+    )
+    assert listed.get("KeyCount", 0) == 0
+    finished(api, running)

@@ -72,7 +72,23 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
         problem = policy.closed(session_id, access.session, session_writes.OPEN_FOR_MESSAGES)
         if problem is not None:
             raise problem
-        if inputs is None:  # once, for a session that takes messages (an unused object goes with the session)
+        holder = access.session.get("active_run")
+        held = holder is not None and int(access.session.get("active_run_until", 0)) >= now
+        if holder is not None and not held:
+            # The turn's lease lapsed: its run's worker is gone, or it is late. A gone one's run is ended
+            # first (its user message gets its error reply before this one is stored); a late one is busy.
+            stale = RunsRepo().get(session_id, holder)
+            if stale is not None and stale.get("phase") in ("ready", "running"):
+                if int(stale.get("lease_until") or stale.get("GSI3SK") or 0) >= now:
+                    held = True
+                else:
+                    with contextlib.suppress(RunChanged):
+                        end_abandoned(settings, stale, worker=None)
+                    access = authorized.read(caller, session_id, Action.WRITE)
+                    continue
+        if held and request.if_busy == "reject":
+            raise policy.busy(session_id)
+        if inputs is None:  # once, for a run that will be stored (an unused object goes with the session)
             inputs = payloads.run_input(
                 owner, session_id, request_id, message=request.message, slide_context=request.slide_context
             )
@@ -88,20 +104,6 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
             "if_busy": request.if_busy,
             "last_event": 0,
         }
-        holder = access.session.get("active_run")
-        held = holder is not None and int(access.session.get("active_run_until", 0)) >= now
-        if holder is not None and not held:
-            # The turn's lease lapsed: its run's worker is gone, or it is late. A gone one's run is ended
-            # first (its user message gets its error reply before this one is stored); a late one is busy.
-            stale = RunsRepo().get(session_id, holder)
-            if stale is not None and stale.get("phase") in ("ready", "running"):
-                if int(stale.get("lease_until") or stale.get("GSI3SK") or 0) >= now:
-                    held = True
-                else:
-                    with contextlib.suppress(RunChanged):
-                        end_abandoned(settings, stale, worker=None)
-                    access = authorized.read(caller, session_id, Action.WRITE)
-                    continue
         try:
             if not held:
                 message = user_message(session_id, {**run, "request_id": request_id, "message": request.message}, at=at)
@@ -122,8 +124,6 @@ def accept(settings: Settings, caller: Caller, access: Access, request: RunReque
                 )
                 authorized.write(caller, Action.WRITE, change, access=access)
                 return _accepted(session_id, request_id, message["message_id"])
-            if request.if_busy == "reject":
-                raise policy.busy(session_id)
             assert holder is not None
             interrupt = request.if_busy == "interrupt"
             waiting = items.run(session_id, request_id, _stored({**run, "phase": "waiting"}))
