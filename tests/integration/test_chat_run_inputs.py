@@ -51,7 +51,7 @@ def test_the_largest_message_and_slide_context_are_kept_in_s3_and_the_run_answer
     item = run_item(sid, request_id)
     assert "message" not in item and "slide_context" not in item and item_bytes(item) < 2048
     owner_prefix = keys.s3_session_prefix("alice", sid)
-    assert item["input_key"] == f"{owner_prefix}runs/{request_id}.json"
+    assert item["input_key"] == f"{owner_prefix}payloads/{request_id}.json"
     assert stored_object(item["input_key"]) == {"message": message, "slide_context": context}
     # And the run completes, its user message whole, the model having been given all of it
     run = finished(api, request_id)
@@ -68,13 +68,14 @@ def test_the_largest_message_and_slide_context_are_kept_in_s3_and_the_run_answer
 def test_a_waiting_run_with_a_large_message_asks_it_when_its_turn_comes(api: Api) -> None:
     # Given a session with a chat running
     sid = api.create_session(title="queue")["session_id"]
-    first = start(api, sid, "first [stream 200]").body["request_id"]
+    first = start(api, sid, "first [stream 2000]").body["request_id"]
     # When a chat with a large message waits for the turn
     message = "é" * 30_000 + " [stream 5]"
     queued = api("POST", f"{BASE}/{sid}/chat/async", body=json.dumps({"message": message, "if_busy": "enqueue"}))
     assert queued.status == 202, queued.body
     request_id = queued.body["request_id"]
-    assert "message" not in run_item(sid, request_id) and "input_key" in run_item(sid, request_id)
+    waiting = run_item(sid, request_id)
+    assert waiting["phase"] == "waiting" and "message" not in waiting and "input_key" in waiting
     # Then once the first ends, its user message is the whole input read back, and the model answered it
     assert finished(api, first)["status"] == "completed"
     assert finished(api, request_id)["status"] == "completed"
@@ -116,7 +117,7 @@ def test_a_large_chat_refused_busy_leaves_nothing_in_s3(api: Api) -> None:
     assert [item["request_id"] for item in stored if item["type"] == "run"] == [running]
     assert not [item for item in stored if EURO in json.dumps(item, ensure_ascii=False, default=str)]
     listed = boto3.client("s3").list_objects_v2(
-        Bucket=os.environ["BUCKET_NAME"], Prefix=f"{keys.s3_session_prefix('alice', sid)}runs/"
+        Bucket=os.environ["BUCKET_NAME"], Prefix=f"{keys.s3_session_prefix('alice', sid)}payloads/run_"
     )
     assert listed.get("KeyCount", 0) == 0
     finished(api, running)

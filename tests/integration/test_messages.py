@@ -505,6 +505,34 @@ def test_an_overtaken_append_whose_newer_message_is_deleted_meanwhile_is_refused
     assert (session["message_count"], session["version"], session["last_message_preview"]) == (0, 3, None)
 
 
+def test_deleting_the_newest_while_an_overtaken_append_lands_gives_the_preview_to_that_one(
+    api: Api, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Z, then an append of Y planned (its id made), then X, the newest
+    sid = api.create_session()["session_id"]
+    append(api, sid, {"role": "user", "content": "zed"})
+    moment = timeutil.now()
+    middle = items.new_message(sid, role="user", content="why", at=timeutil.iso(moment))
+    late = session_writes.append_messages(
+        sid, [middle], items.messages_added(sid, "alice", timeutil.iso(moment), [middle]), moment=moment
+    )
+    newest = append(api, sid, {"role": "assistant", "content": "ex"})
+
+    # When X is deleted, and Y lands (behind X, leaving last_message_id alone) after the delete has read its successor
+    def landing() -> None:
+        monkeypatch.undo()
+        session_writes.commit(late, session_writes.Writer("alice", caller="alice"))
+
+    overtaking(monkeypatch, landing)
+    assert api("DELETE", f"{messages_path(sid)}/{newest['message_id']}").status == 204
+    # Then the preview is Y's, the newest left, not Z's
+    assert [m["content"] for m in read_all(api, sid)] == ["zed", "why"]
+    session = api("GET", f"{BASE}/{sid}").body
+    assert (session["message_count"], session["last_message_preview"]) == (2, "why")
+    stored = next(item for item in all_items(table) if item["SK"] == "#SESSION")
+    assert stored["last_message_id"] == middle["message_id"]
+
+
 def test_an_expired_sessions_messages_cannot_be_deleted(api: Api, table: Any) -> None:
     sid = api.create_session()["session_id"]
     stored = append(api, sid, {"role": "user", "content": "keep"})

@@ -200,8 +200,8 @@ def message_payload_s3_key(owner: str, session_id: str, message_id: str) -> str:
 
 
 def run_input_s3_key(owner: str, session_id: str, request_id: str) -> str:
-    """A chat run's input (its message and slide context) too large to keep on the run's item."""
-    return f"{s3_session_prefix(owner, session_id)}runs/{request_id}.json"
+    """A chat run's input (its message and slide context) too large to keep on the run's item (`run_…`)."""
+    return f"{s3_session_prefix(owner, session_id)}payloads/{request_id}.json"
 
 
 def results_payload_s3_key(owner: str, session_id: str, payload_id: str) -> str:

@@ -44,6 +44,7 @@ class Expects:
     waiting_runs: int | None = None  # the runs waiting for the turn, as counted when the write was planned
     checks_newest: bool = False  # the newest message is still `newest_message` (None: there is none)
     newest_message: str | None = None
+    message_count: int | None = None  # the messages counted when the write was planned (none added since)
     newest_before: str | None = None  # the session's newest message sorts before this one (or there is none)…
     newest_after: str | None = None  # …or after it: a newer message landed first and keeps the preview
     paused_from: str | None = None  # a resume: the session was paused from this status
@@ -99,7 +100,11 @@ def commit(write: SessionWrite, writer: Writer) -> None:
         newest = write.behind.expects.newest_after
         if current.get("created_by") != writer.owner or current.get("last_message_id", "") <= (newest or ""):
             raise
-        _transact(write.behind, writer)
+        try:
+            _transact(write.behind, writer)
+        except WriteRefused as again:
+            again.overtaken = True
+            raise
 
 
 def _transact(write: SessionWrite, writer: Writer) -> None:
@@ -165,6 +170,8 @@ def _require(expr: Expr, expects: Expects) -> None:
         expr.when(f"{expr.name('active_run_until')} >= {expr.value(expects.turn_held_at)}")
     if expects.waiting_runs is not None:
         expr.when_count("waiting_runs", expects.waiting_runs)
+    if expects.message_count is not None:
+        expr.when_count("message_count", expects.message_count)
     if expects.checks_newest:
         last = expr.name("last_message_id")
         if expects.newest_message is None:
@@ -343,11 +350,13 @@ def remove_message(
     *,
     moment: datetime,
     newest_seen: str | None,
+    counted: int,
     successor: dict[str, Any] | None,
     was_newest: bool,
 ) -> SessionWrite:
     """The message's delete and its counters taken back; for the newest message, the next one's preview,
-    guarded by `last_message_id` so an append racing the delete is never overwritten."""
+    guarded by `last_message_id` and by the count of messages as read (`counted`: an append overtaken by
+    the newest leaves `last_message_id` alone), so an append racing the delete is never overwritten."""
     role = message["role"]
     expr = Expr().add("message_count", -1).add(f"{role}_messages", -1)
     if role == "user":
@@ -363,7 +372,12 @@ def remove_message(
         else:
             text = successor.get("content", successor.get("content_preview", ""))
             expr.set("last_message_id", successor["message_id"]).set("last_message_preview", preview(text))
-    expects = Expects(checks_newest=was_newest, newest_message=newest_seen, message_id=message["message_id"])
+    expects = Expects(
+        checks_newest=was_newest,
+        newest_message=newest_seen,
+        message_count=counted if was_newest else None,
+        message_id=message["message_id"],
+    )
     delete = {
         "Delete": {
             "Key": keys.message_key(session_id, message["message_id"]),

@@ -22,7 +22,8 @@ class QuotaExceeded(Exception):
 class WriteRefused(Exception):
     """A conditional write was refused. `session_refused`: the session's own condition failed, and `current`
     is the session as it was then (None: absent); `share_lost`: the writer's share no longer grants the
-    write; `message_gone`: the message it removes was gone already."""
+    write; `message_gone`: the message it removes was gone already; `overtaken`: an append's `behind` plan,
+    sent because a newer message had landed first, was refused too."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class WriteRefused(Exception):
         self.session_refused = session_refused
         self.share_lost = share_lost
         self.message_gone = message_gone
+        self.overtaken = False
 
 
 def status_counter(status: str) -> str:

@@ -130,6 +130,7 @@ class Messages:
                 event,
                 moment=moment,
                 newest_seen=last_id,
+                counted=int(access.session.get("message_count", 0)),
                 successor=successor,
                 was_newest=was_newest,
             )

@@ -161,8 +161,8 @@ def refusal(session_id: str, refused: WriteRefused, expects: Expects) -> errors.
         or (expects.turn_held_at is not None and (current.get("active_run_until") or 0) < expects.turn_held_at)
         or (expects.waiting_runs is not None and int(current.get("waiting_runs", 0)) != expects.waiting_runs)
         or (expects.checks_newest and current.get("last_message_id") != expects.newest_message)
-        # a write whose `behind` plan was refused too: the newer message it yielded to is gone meanwhile
-        or (expects.newest_before is not None and current.get("last_message_id", "") < expects.newest_before)
+        or (expects.message_count is not None and int(current.get("message_count", 0)) != expects.message_count)
+        or refused.overtaken  # the newer message the append yielded its preview to was deleted meanwhile
     ):
         return Moved(session_id, current)
     return errors.Conflict(f"Session {session_id} changed while it was being written; retry")
