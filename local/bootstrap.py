@@ -3,11 +3,13 @@
 Run as `python -I -u bootstrap.py RESULT_FD CODE_DIR [LAYER_DIR ...]` with the function's environment.
 It imports the handler once, then takes invocations from stdin and answers on RESULT_FD, one JSON line
 each, so stdout and stderr stay the function's own logs. Standard library only: the function's sys.path
-is the code directory and its layers, nothing of the gateway.
+is the code directory and its layers, nothing of the gateway. Its S3 and DynamoDB calls are held to the
+role template.yaml gives it (local/iam.py, loaded by path), as IAM would hold them.
 """
 
 import decimal
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -73,8 +75,22 @@ def _load_handler(name: str) -> tuple[Any, dict[str, Any] | None]:
     return handler, None
 
 
+def _hold_to_role(role: dict[str, Any]) -> None:
+    location = importlib.util.spec_from_file_location("_local_iam", os.path.join(os.path.dirname(__file__), "iam.py"))
+    assert location is not None
+    assert location.loader is not None
+    iam = importlib.util.module_from_spec(location)
+    sys.modules[location.name] = iam  # dataclasses look their module up
+    location.loader.exec_module(iam)
+    statements = iam.parse(role["statements"])
+    iam.enforce(lambda: statements, region=os.environ["AWS_REGION"], account=role["account"])
+
+
 def main() -> None:
     result_fd, code_dir, *layer_dirs = sys.argv[1:]
+    role = os.environ.pop("_LOCAL_ROLE", None)
+    if role is not None:
+        _hold_to_role(json.loads(role))
     sys.path[0:1] = [code_dir, *layer_dirs]
     results = os.fdopen(int(result_fd), "w", encoding="utf-8")
 

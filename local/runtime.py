@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from local.template import REGION, FunctionSpec
+from local.template import ACCOUNT_ID, REGION, FunctionSpec
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+ROLE_VARIABLE = "_LOCAL_ROLE"
 # The Lambda runtime's own packages and nothing else (`make local-build` installs it): a function that needs
 # a package its code directory and layers do not ship fails here as it would in AWS.
 RUNTIME_PYTHON = Path(__file__).resolve().parents[1] / ".local" / "runtime" / "bin" / "python"
@@ -83,6 +84,8 @@ def lambda_environment(spec: FunctionSpec, aws_endpoint: str) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         # What `sam local` sets; Powertools turns tracing off on seeing it.
         "AWS_SAM_LOCAL": "true",
+        # The function's role, which local/bootstrap.py holds its calls to (and removes from its environment).
+        ROLE_VARIABLE: json.dumps({"account": ACCOUNT_ID, "statements": list(spec.policy_statements)}),
     }
 
 

@@ -504,6 +504,8 @@ class FunctionSpec:
     application_log_level: str | None  # LoggingConfig.ApplicationLogLevel
     routes: tuple[RouteSpec, ...]
     schedules: tuple[ScheduleSpec, ...]
+    # The statements of its inline `Policies`, resolved: what local/iam.py holds its calls to.
+    policy_statements: tuple[Mapping[str, Any], ...] = ()
 
 
 def _is_intrinsic(value: Any) -> bool:
@@ -781,6 +783,12 @@ def functions(stack: Stack) -> list[FunctionSpec]:
                 application_log_level=logging_config.get("ApplicationLogLevel"),
                 routes=_routes(stack, properties, apis),
                 schedules=_schedules(stack, logical_id, properties.get("Events") or {}),
+                policy_statements=tuple(
+                    statement
+                    for policy in stack.resolve(properties.get("Policies") or [])
+                    if isinstance(policy, dict)  # a managed policy's name or a SAM policy template grants nothing here
+                    for statement in policy.get("Statement") or []
+                ),
             )
         )
     return specs

@@ -59,6 +59,12 @@ def moto_as_the_local_stack_runs_it() -> Iterator[None]:
     BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def workers_run_with_their_roles() -> None:
+    """Every function's S3 and DynamoDB calls held to its role in template.yaml (local/iam.py)."""
+    support.entry_points_in_their_roles()
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """A fresh moto account with the template's table and bucket; cached clients rebound inside it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import re
@@ -10,6 +11,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,7 +20,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
-from local import template
+from local import iam, template
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -41,9 +44,91 @@ def function_environment() -> dict[str, str]:
     return merged
 
 
+_ROLE = threading.local()  # the statements of the role the code on this thread runs with (None: a test's own)
+
+
+@cache
+def role_statements(logical_id: str) -> list[iam.Statement]:
+    return iam.parse(function_specs()[logical_id].policy_statements)
+
+
+def current_role() -> list[iam.Statement] | None:
+    return getattr(_ROLE, "statements", None)
+
+
+@contextlib.contextmanager
+def _role(statements: list[iam.Statement] | None) -> Iterator[None]:
+    previous = current_role()
+    _ROLE.statements = statements
+    try:
+        yield
+    finally:
+        _ROLE.statements = previous
+
+
+def as_function(logical_id: str) -> contextlib.AbstractContextManager[None]:
+    """Run as `logical_id`'s role: its S3 and DynamoDB calls are refused past what template.yaml grants it."""
+    return _role(role_statements(logical_id))
+
+
+def as_the_test() -> contextlib.AbstractContextManager[None]:
+    """The test's own calls, made from a hook the function under test calls back: no role."""
+    return _role(None)
+
+
+def _submitted_in_role(submit: Callable[..., Any]) -> Callable[..., Any]:
+    """A function's own threads (parallel S3 reads, batches at once) run with its role, as in Lambda."""
+
+    def in_role(pool: ThreadPoolExecutor, work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        statements = current_role()
+        if statements is None:
+            return submit(pool, work, *args, **kwargs)
+
+        def run(*inner: Any, **named: Any) -> Any:
+            with _role(statements):
+                return work(*inner, **named)
+
+        return submit(pool, run, *args, **kwargs)
+
+    return in_role
+
+
+iam.enforce(current_role, region=template.REGION, account=template.ACCOUNT_ID)
+ThreadPoolExecutor.submit = _submitted_in_role(ThreadPoolExecutor.submit)  # type: ignore[method-assign]
+
+# What each worker's handler hands its event to: a test that calls it directly runs it with that role too.
+_ENTRY_POINTS = (
+    ("sessions_api.logic.expiry", "Expiry", "run", "ExpiryFunction"),
+    ("sessions_api.logic.takeout", "Takeout", "run", "TakeoutWorkerFunction"),
+    ("sessions_api.logic.erasing", "Eraser", "run", "ErasureWorkerFunction"),
+    ("sessions_api.logic.runner", None, "run", "ChatWorkerFunction"),
+    ("sessions_api.logic.runner", None, "recover", "ChatWorkerFunction"),
+)
+
+
+def entry_points_in_their_roles() -> None:
+    for module_name, class_name, attribute, logical_id in _ENTRY_POINTS:
+        owner: Any = importlib.import_module(module_name)
+        if class_name is not None:
+            owner = getattr(owner, class_name)
+        original = getattr(owner, attribute)
+        if getattr(original, "_in_role", False):
+            continue
+
+        def in_role(*args: Any, _work: Callable[..., Any] = original, _id: str = logical_id, **kwargs: Any) -> Any:
+            if current_role() is not None:  # called by a function already (the schedule recovering a run)
+                return _work(*args, **kwargs)
+            with as_function(_id):
+                return _work(*args, **kwargs)
+
+        in_role._in_role = True  # type: ignore[attr-defined]
+        setattr(owner, attribute, in_role)
+
+
 @cache
 def load_function(logical_id: str) -> ModuleType:
-    """A function's handler module, loaded from its CodeUri the way Lambda would (its own name)."""
+    """A function's handler module, loaded from its CodeUri the way Lambda would (its own name), its handler
+    run with the function's role."""
     spec = function_specs()[logical_id]
     module_name = f"fn_{logical_id}"
     if str(spec.code_dir) not in sys.path:  # Lambda puts the code directory on sys.path (its own packages)
@@ -54,6 +139,14 @@ def load_function(logical_id: str) -> ModuleType:
     module = importlib.util.module_from_spec(loader)
     sys.modules[module_name] = module
     loader.loader.exec_module(module)
+    handler_name = spec.handler.split(".")[-1]
+    handler = getattr(module, handler_name)
+
+    def in_role(event: Any, context: Any) -> Any:
+        with as_function(logical_id):
+            return handler(event, context)
+
+    setattr(module, handler_name, in_role)
     return module
 
 
@@ -211,7 +304,8 @@ class Api:
             # are not made for it: tests racing requests on threads skip the instrumentation wrapper.
             from sessions_api import http
 
-            raw = http.handle(module.app, event, context)
+            with as_function(logical_id):
+                raw = http.handle(module.app, event, context)
         text = raw.get("body") or ""
         if raw.get("isBase64Encoded"):
             body: Any = base64.b64decode(text)
@@ -242,7 +336,8 @@ def start_chat_worker() -> Any:
 
     def invoke(event: dict[str, Any]) -> None:
         # The unwrapped handler: Powertools' logger and metrics singletons are the test thread's.
-        worker.handler(event, LambdaContext(function_name="ChatWorkerFunction", timeout_seconds=timeout))
+        with as_function("ChatWorkerFunction"):
+            worker.handler(event, LambdaContext(function_name="ChatWorkerFunction", timeout_seconds=timeout))
 
     mapping = streams.source_mapping(stream_arn, properties)
     poller = streams.StreamPoller(boto3.client("dynamodbstreams"), mapping, invoke).start()

@@ -70,6 +70,9 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: echo/
+      Policies:
+        - Statement:
+            - {Effect: Allow, Action: dynamodb:ListTables, Resource: "*"}
       Events:
         Item: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: "/items/{item_id}", Method: ANY}}
         Public: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /public, Method: GET, Auth: {Authorizer: NONE}}}
@@ -135,6 +138,14 @@ def handler(event, context):
     if what == "runtime-sdk":
         import boto3
         return {"boto3": boto3.__version__}
+    if what == "denied":  # this function's role grants nothing
+        import boto3
+        from botocore.exceptions import ClientError
+        try:
+            boto3.client("dynamodb").list_tables()
+        except ClientError as error:
+            return {"code": error.response["Error"]["Code"], "message": error.response["Error"]["Message"]}
+        return {"code": None}
     if what == "cookies":
         return {"statusCode": 201, "cookies": ["a=1; Path=/", "b=2"], "body": "ok"}
     if what == "binary":
@@ -334,6 +345,19 @@ def test_a_function_sees_the_lambda_runtime_not_the_development_virtualenv(mini:
     assert sdk.status_code == 200 and f"boto3=={sdk.json()['boto3']}" in pinned
     assert dev_only.status_code == 500
     assert "No module named 'moto'" in mini.log()
+
+
+def test_a_function_is_held_to_its_role(mini: RunningGateway) -> None:
+    # Echo's role in the template grants dynamodb:ListTables; Behaviours' grants nothing
+    with mini.as_user("alice") as client:
+        granted = client.get("/items/1")
+        refused = client.get("/behave/denied")
+    assert granted.status_code == 200 and isinstance(granted.json()["tables"], list)
+    assert refused.json() == {
+        "code": "AccessDeniedException",
+        "message": "not authorized to perform: dynamodb:ListTables on resource: "
+        "arn:aws:dynamodb:us-east-1:123456789012:table/",
+    }
 
 
 @pytest.mark.parametrize(("what", "log_line"), [("raise", "[ERROR] ValueError: boom"), ("timeout", "Task timed out")])
